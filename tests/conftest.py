@@ -1,0 +1,40 @@
+"""Shared fixtures: seeds and tiny slices of scikit-learn's digits."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import ktplus  # noqa: E402, F401  (quiet TensorFlow import first)
+from ktplus import datasets  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Digits split into train / validation: ((x, y), (x, y)), x flat in [0, 1]."""
+    data = datasets.load("digits")
+    return datasets.split(data.x, data.y, fractions=(0.25,), seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_images(digits):
+    """The same split with x shaped as 8x8x1 images."""
+    (xt, yt), (xv, yv) = digits
+    return (xt.reshape(-1, 8, 8, 1), yt), (xv.reshape(-1, 8, 8, 1), yv)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,34 @@
+"""A real keras_tuner.RandomSearch over each family on digits reaches a
+stated validation accuracy."""
+
+from __future__ import annotations
+
+import keras_tuner
+import pytest
+
+import ktplus
+
+THRESHOLD = 0.85  # digits has 10 classes: chance is 0.10
+
+
+@pytest.mark.parametrize(
+    ("cls", "images", "kwargs"),
+    [
+        (ktplus.DenseHyperModel, False, dict(units=(32, 128))),
+        (ktplus.ConvHyperModel, True, dict(conv_blocks=(1, 2), filters=(8, 32))),
+        (ktplus.ResidualHyperModel, True, dict(stages=(1, 2), blocks_per_stage=1, filters=(8, 16))),
+        (ktplus.AutoHyperModel, True, dict()),
+    ],
+    ids=["dense", "conv", "residual", "auto"],
+)
+def test_random_search_reaches_accuracy(cls, images, kwargs, digits, digits_images, tmp_path):
+    (x, y), (xv, yv) = digits_images if images else digits
+    hm = cls(input_shape=x.shape[1:], num_classes=10, learning_rate=(1e-3, 1e-2), **kwargs)
+    tuner = keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=3, seed=1,
+                                     directory=tmp_path, project_name="p")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=8, verbose=0)
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.score >= THRESHOLD, (best.score, best.hyperparameters.values)
+    model = tuner.get_best_models(1)[0]
+    acc = model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
+    assert acc >= THRESHOLD
