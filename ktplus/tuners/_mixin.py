@@ -1,0 +1,198 @@
+"""The options every ktplus tuner adds to its keras-tuner base class,
+written once: learning-rate decay, early stopping, pruning, the NaN guard
+and the fast training path."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import keras
+import keras_tuner
+from keras_tuner.src.engine import objective as objective_module
+
+from ktplus.hypermodels._base import BaseHyperModel
+from ktplus.hypermodels._knobs import invalid
+from ktplus.training import _schedules
+from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
+from ktplus.training._data import MAX_STEPS_PER_EXECUTION, DataCache, uses_batch_hooks
+from ktplus.training._pruning import CurveStore, PruningCallback, parse_pruning
+
+FAST_PARTS = ("data", "steps_per_execution")
+#: Callbacks keras-tuner adds itself (epoch-level only).
+_KT_CALLBACKS = ("TunerCallback", "SaveBestEpoch")
+CURVES_DIR = "ktplus_curves"
+
+
+def parse_fast_path(value: Any) -> frozenset[str]:
+    """``fast_path=``: True (all parts), False, "data", "steps_per_execution"
+    or a list of parts."""
+    expected = "True, False, 'data', 'steps_per_execution' or a list of those"
+    if value is True:
+        return frozenset(FAST_PARTS)
+    if value is False or value is None:
+        return frozenset()
+    parts = [value] if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or not all(p in FAST_PARTS for p in parts):
+        raise invalid("fast_path", value, expected)
+    return frozenset(parts)
+
+
+class _Execution:
+    """What one execution of a trial needs to be summarized afterwards."""
+
+    def __init__(self, curves: PruningCallback) -> None:
+        self.curves = curves
+
+
+class TunerOptionsMixin:
+    """Adds ktplus's options to a keras-tuner tuner class.
+
+    Must come before the keras-tuner class in the bases. All keras-tuner
+    arguments pass through unchanged.
+    """
+
+    oracle: Any
+    hypermodel: Any
+    project_dir: str
+
+    def __init__(
+        self,
+        *args: Any,
+        lr_decay: Any = None,
+        lr_warmup: int = 0,
+        early_stopping: Any = None,
+        pruning: Any = None,
+        fast_path: Any = True,
+        **kwargs: Any,
+    ) -> None:
+        # Validate everything before keras-tuner touches the directory.
+        self.lr_decay = _schedules.parse_lr_decay(lr_decay, lr_warmup)
+        self.early_stopping = parse_early_stopping(early_stopping)
+        self.pruner = parse_pruning(pruning)
+        self.fast_path = parse_fast_path(fast_path)
+        objective = kwargs.get("objective", args[1] if len(args) > 1 else None)
+        obj = objective_module.create_objective(objective)
+        single = not isinstance(obj, objective_module.MultiObjective) and not isinstance(
+            obj, objective_module.DefaultObjective)
+        needs_metric = {"early_stopping": self.early_stopping is not None,
+                        "lr_decay": self.lr_decay == "tune" or getattr(self.lr_decay, "schedule", None)
+                        == "plateau"}
+        for arg, used in needs_metric.items():
+            if used and not single:
+                raise invalid(arg, early_stopping if arg == "early_stopping" else lr_decay,
+                              "an objective that is one metric name or keras_tuner.Objective "
+                              f"(received objective={objective!r})")
+        if self.pruner is not None and isinstance(obj, objective_module.DefaultObjective):
+            raise invalid("pruning", pruning, f"an objective to prune on (received objective={objective!r})")
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        if self.lr_decay == "tune":
+            space = self.oracle.get_space()
+            _schedules.declare_tuned_decay(space)
+            self.oracle.update_space(space)
+        self._data = DataCache()
+        self._executions: dict[str, list[_Execution]] = {}
+        self._next_steps_per_execution = 1
+
+    # -- keras-tuner hooks --------------------------------------------------
+
+    @property
+    def curves(self) -> CurveStore:
+        """Per-trial objective curves, shared by all workers of a search."""
+        return CurveStore(os.path.join(self.project_dir, CURVES_DIR))
+
+    def on_search_end(self) -> None:
+        super().on_search_end()  # type: ignore[misc]
+        self._data = DataCache()  # the cached pipelines live for one search
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        self._executions[trial.trial_id] = []
+        try:
+            histories = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            for ex in self._executions.pop(trial.trial_id, []):
+                ex.curves.finish("failed")
+            raise
+        executions = self._executions.pop(trial.trial_id, [])
+        if not isinstance(histories, list) or len(histories) != len(executions) or not all(
+                isinstance(h, keras.callbacks.History) for h in histories):
+            return histories  # a subclass reported something else
+        results = []
+        for history, ex in zip(histories, executions):
+            pruned = ex.curves.pruned_epoch is not None
+            ex.curves.finish("pruned" if pruned else "completed")
+            results.append(self._summarize(history, pruned, ex.curves.pruned_epoch))
+        return results
+
+    def _summarize(self, history: keras.callbacks.History, pruned: bool,
+                   pruned_epoch: int | None) -> dict[str, float]:
+        """Metrics at the best epoch (as keras-tuner records them), plus
+        epochs run, the best epoch and whether the trial was pruned."""
+        obj = self.oracle.objective
+        logs = history.history
+        epochs = list(history.epoch)
+        values = []
+        for i in range(len(epochs)):
+            try:
+                values.append(float(obj.get_value({k: v[i] for k, v in logs.items()})))
+            except (KeyError, IndexError):
+                values.append(math.nan)
+        finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+        best_i = (max if obj.direction == "max" else min)(finite, key=lambda i: values[i]) if finite else len(epochs) - 1
+        result = {k: float(v[best_i]) for k, v in logs.items() if len(v) > best_i}
+        result["epochs_run"] = float(len(epochs))
+        result["best_epoch"] = float(epochs[best_i] + 1) if epochs else 0.0
+        result["pruned"] = 1.0 if pruned else 0.0
+        if pruned_epoch is not None:
+            result["pruned_epoch"] = float(pruned_epoch + 1)
+        return result
+
+    def _batch_size(self, hp: keras_tuner.HyperParameters, kwargs: dict) -> int | None:
+        if (isinstance(self.hypermodel, BaseHyperModel)
+                and self.hypermodel.knobs.get("batch_size") is not None and "batch_size" in hp.values):
+            return int(hp.values["batch_size"])
+        return kwargs.get("batch_size")
+
+    def _total_epochs(self, kwargs: dict) -> int:
+        max_epochs = getattr(self.oracle, "max_epochs", None)  # Hyperband's whole budget
+        return int(max_epochs or kwargs.get("epochs") or 1)
+
+    def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        hp = trial.hyperparameters
+        obj = self.oracle.objective
+        user_callbacks = [c for c in kwargs.get("callbacks", []) if type(c).__name__ not in _KT_CALLBACKS]
+        self._next_steps_per_execution = 1
+        if "data" in self.fast_path and DataCache.applicable(args, kwargs):
+            batch_size = self._batch_size(hp, kwargs) or 32
+            args, kwargs = self._data.convert(args, kwargs, batch_size)
+            if "steps_per_execution" in self.fast_path and not any(
+                    uses_batch_hooks(c) for c in user_callbacks):
+                self._next_steps_per_execution = min(MAX_STEPS_PER_EXECUTION,
+                                                     self._data.steps_per_epoch(batch_size))
+        ours: list[keras.callbacks.Callback] = [NaNGuard(["loss", *self._objective_names()])]
+        decay = (_schedules.decay_from_hp(hp) if self.lr_decay == "tune" else self.lr_decay)
+        if isinstance(decay, _schedules.LRDecay):
+            ours.append(_schedules.LearningRateDecay(
+                decay, self._total_epochs(kwargs), monitor=obj.name, mode=obj.direction))
+        if self.early_stopping is not None:
+            ours.append(make_early_stopping(self.early_stopping, obj))
+        parent = hp.values.get("tuner/trial_id")
+        curves = PruningCallback(self.pruner, self.curves, trial.trial_id, obj,
+                                 initial_curve=self.curves.read(parent) if parent else None)
+        ours.append(curves)
+        self._executions.setdefault(trial.trial_id, []).append(_Execution(curves))
+        kwargs["callbacks"] = [*ours, *kwargs.get("callbacks", [])]
+        return super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
+
+    def _objective_names(self) -> list[str]:
+        obj = self.oracle.objective
+        if isinstance(obj, objective_module.MultiObjective):
+            return [o.name for o in obj.objectives]
+        return [] if isinstance(obj, objective_module.DefaultObjective) else [obj.name]
+
+    def _try_build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        model = super()._try_build(hp)  # type: ignore[misc]
+        if self._next_steps_per_execution > 1 and getattr(model, "steps_per_execution", 1) == 1:
+            model.steps_per_execution = self._next_steps_per_execution
+        return model
