@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 FAMILY_CHOICES = ("dense", "conv", "residual", "auto")
+TUNER_CHOICES = ("random", "bayesian", "hyperband", "grid")
 
 
 class CLIError(Exception):
@@ -54,8 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="built-in dataset: digits, breast_cancer, wine or iris (default: digits)")
     s.add_argument("--family", default="dense", choices=FAMILY_CHOICES,
                    help="model family (default: dense)")
-    s.add_argument("--trials", type=_positive_int, default=10, help="number of trials (default: 10)")
+    s.add_argument("--tuner", default="random", choices=TUNER_CHOICES, help="search algorithm (default: random)")
+    s.add_argument("--trials", type=_positive_int, default=10,
+                   help="number of trials (default: 10; Hyperband sizes its own brackets)")
     s.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default: 10)")
+    s.add_argument("--lr-decay", default="none",
+                   choices=("none", "exponential", "step", "cosine", "polynomial", "plateau", "tune"),
+                   help="learning-rate schedule (default: none)")
+    s.add_argument("--early-stopping", type=int, default=5, metavar="PATIENCE",
+                   help="early-stopping patience in epochs, 0 to disable (default: 5)")
+    s.add_argument("--pruning", default="median", choices=("median", "percentile", "none"),
+                   help="pruning rule for hopeless trials (default: median)")
     s.add_argument("--directory", default="runs", help="search directory (default: runs)")
     s.add_argument("--project", default=None, help="project name (default: the dataset's name)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -91,8 +101,8 @@ def run_search(args: argparse.Namespace) -> int:
 
     import_quietly()
     import keras
-    import keras_tuner
 
+    import ktplus
     from ktplus import datasets
     from ktplus.results import format_table, trial_rows
 
@@ -110,22 +120,31 @@ def run_search(args: argparse.Namespace) -> int:
     project_dir = os.path.join(args.directory, project)
     log_dir = os.path.join(project_dir, "tensorboard")
     keras.utils.set_random_seed(args.seed)
-    tuner = keras_tuner.RandomSearch(
+    if args.early_stopping < 0:
+        raise CLIError(f"ktplus: --early-stopping: expected a patience >= 0, got {args.early_stopping}")
+    tuner_cls = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
+                 "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[args.tuner]
+    budget = ({"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials})
+    tuner = tuner_cls(
         hypermodel,
         objective="val_accuracy",
-        max_trials=args.trials,
         seed=args.seed,
         directory=args.directory,
         project_name=project,
         overwrite=args.overwrite,
+        lr_decay=None if args.lr_decay == "none" else args.lr_decay,
+        early_stopping=args.early_stopping or None,
+        pruning=None if args.pruning == "none" else args.pruning,
+        **budget,
     )
     start = time.time()
-    print(f"ktplus: searching {args.trials} trials of {args.family} models on {data.name} "
+    print(f"ktplus: {args.tuner} search, {args.trials} trials of {args.family} models on {data.name} "
           f"({len(x_train)} train / {len(x_val)} validation samples)", flush=True)
+    search_kwargs = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
     tuner.search(
         x_train, y_train,
         validation_data=(x_val, y_val),
-        epochs=args.epochs,
+        **search_kwargs,
         callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir)],
         verbose=1 if args.verbose else 0,
     )

@@ -19,10 +19,15 @@ def trial_rows(oracle: keras_tuner.Oracle) -> list[dict[str, Any]]:
     rows = []
     for trial in oracle.trials.values():
         values = trial.hyperparameters.values
+        metrics = trial.metrics
+        status = str(trial.status).lower()
+        if status == "completed" and metrics.exists("pruned") and metrics.get_last_value("pruned"):
+            status = "pruned"
         rows.append({
             "trial_id": trial.trial_id,
-            "status": str(trial.status).lower(),
+            "status": status,
             "score": trial.score,
+            "epochs": int(metrics.get_last_value("epochs_run")) if metrics.exists("epochs_run") else None,
             **{name: values.get(name) for name in names},
         })
 

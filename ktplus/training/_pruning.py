@@ -68,7 +68,7 @@ class CurveStore:
 
     def finished(self, exclude: str | None = None) -> list[dict[int, float]]:
         """Curves of completed (not pruned, not failed) trials."""
-        out = []
+        out: list[dict[int, float]] = []
         if not self.directory.is_dir():
             return out
         for p in sorted(self.directory.glob("trial_*.json")):

@@ -11,11 +11,13 @@ from typing import Any
 import keras
 import keras_tuner
 from keras_tuner.src.engine import objective as objective_module
+from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._knobs import invalid
 from ktplus.training import _schedules
 from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
+from ktplus.training._checkpoint import DeferredSaveBestEpoch
 from ktplus.training._data import MAX_STEPS_PER_EXECUTION, DataCache, uses_batch_hooks
 from ktplus.training._pruning import CurveStore, PruningCallback, parse_pruning
 
@@ -182,7 +184,9 @@ class TunerOptionsMixin:
                                  initial_curve=self.curves.read(parent) if parent else None)
         ours.append(curves)
         self._executions.setdefault(trial.trial_id, []).append(_Execution(curves))
-        kwargs["callbacks"] = [*ours, *kwargs.get("callbacks", [])]
+        theirs = [DeferredSaveBestEpoch(c) if isinstance(c, SaveBestEpoch) else c
+                  for c in kwargs.get("callbacks", [])]
+        kwargs["callbacks"] = [*ours, *theirs]
         return super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
 
     def _objective_names(self) -> list[str]:
