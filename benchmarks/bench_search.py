@@ -84,13 +84,16 @@ def main():
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("keras-tuner", "ktplus"), help="run one side (profiling)")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="ktplus-bench-")
     results = {side: run(side, args.trials, args.epochs, args.seed, root)
-               for side in ("keras-tuner", "ktplus")}
+               for side in ("keras-tuner", "ktplus") if args.only in (None, side)}
     print(f"{'side':12} {'wall_s':>8} {'epochs':>7} {'best_val_acc':>13} {'test_acc':>9}")
     for side, r in results.items():
         print(f"{side:12} {r['wall_s']:8.1f} {r['epochs']:7d} {r['best_val_acc']:13.4f} {r['test_acc']:9.4f}")
+    if len(results) < 2:
+        return
     ratio = results["ktplus"]["wall_s"] / results["keras-tuner"]["wall_s"]
     gap = results["keras-tuner"]["best_val_acc"] - results["ktplus"]["best_val_acc"]
     print(f"wall-time ratio ktplus/keras-tuner: {ratio:.3f}x; best val accuracy gap: {gap:+.4f}")

@@ -122,7 +122,7 @@ def run_search(args: argparse.Namespace) -> int:
     keras.utils.set_random_seed(args.seed)
     if args.early_stopping < 0:
         raise CLIError(f"ktplus: --early-stopping: expected a patience >= 0, got {args.early_stopping}")
-    tuner_cls = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
+    tuner_cls: Any = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
                  "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[args.tuner]
     budget = ({"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials})
     tuner = tuner_cls(

@@ -29,8 +29,9 @@ def test_public_api():
     import keras_tuner
 
     for cls in (ktplus.DenseHyperModel, ktplus.ConvHyperModel, ktplus.ResidualHyperModel,
-                ktplus.AutoHyperModel):
-        assert issubclass(cls, keras_tuner.HyperModel)
+                ktplus.AutoHyperModel, ktplus.RandomSearch, ktplus.BayesianOptimization,
+                ktplus.Hyperband, ktplus.GridSearch):
+        assert issubclass(cls, (keras_tuner.HyperModel, keras_tuner.Tuner))
         assert "Args:" in cls.__doc__ and "Example:" in cls.__doc__
 
 

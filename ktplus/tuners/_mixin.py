@@ -41,6 +41,49 @@ def parse_fast_path(value: Any) -> frozenset[str]:
     return frozenset(parts)
 
 
+def tuner_docstring(name: str, budget: str) -> str:
+    """The docstring of ``ktplus.<name>`` (the options are the same for all)."""
+    return f"""`keras_tuner.{name}` plus learning-rate decay, early stopping, pruning
+    and a fast training path. Takes every argument of `keras_tuner.{name}`.
+
+    Args:
+        *args: Positional arguments of `keras_tuner.{name}` (hypermodel, ...).
+        lr_decay: None, "exponential", "step", "cosine", "polynomial",
+            "plateau" (on the objective), a dict such as
+            `{{"schedule": "step", "factor": 0.5, "step_size": 5}}`, a
+            `ktplus.LRDecay`, or "tune" to make the schedule and its
+            parameters hyperparameters. Scales the learning rate of whatever
+            optimizer the model was compiled with; logged as `learning_rate`.
+        lr_warmup: Epochs of linear warmup before the schedule.
+        early_stopping: None, True (patience 5), an int patience, a dict of
+            `keras.callbacks.EarlyStopping` options or an EarlyStopping. It
+            monitors the objective in its direction and restores the best
+            weights.
+        pruning: None, "median" (median stopping rule), "percentile" (keep the
+            best quarter) or a `ktplus.Pruner`.
+        fast_path: True (default): numpy data becomes one cached, prefetched
+            tf.data pipeline per search, `steps_per_execution` is raised
+            when no callback needs batch-level hooks and the best-epoch
+            checkpoint is written once per trial; "data" or
+            "steps_per_execution" for one part; False for none.
+        **kwargs: Keyword arguments of `keras_tuner.{name}`.
+
+    Each trial records `epochs_run`, `best_epoch` and `pruned` (and
+    `pruned_epoch`) with its metrics; a NaN or infinite loss fails the trial.
+
+    Example:
+
+    >>> import tempfile
+    >>> import ktplus
+    >>> hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
+    >>> tuner = ktplus.{name}(hm, objective="val_accuracy", {budget},
+    ...     lr_decay="cosine", early_stopping=3, pruning="median",
+    ...     directory=tempfile.mkdtemp())
+    >>> tuner.early_stopping
+    {{'patience': 3}}
+    """
+
+
 class _Execution:
     """What one execution of a trial needs to be summarized afterwards."""
 
