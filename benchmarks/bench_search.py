@@ -87,6 +87,7 @@ def main():
     parser.add_argument("--only", choices=("keras-tuner", "ktplus"), help="run one side (profiling)")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="ktplus-bench-")
+    keras.backend.clear_session()  # its first call imports modules: keep that out of the timings
     results = {side: run(side, args.trials, args.epochs, args.seed, root)
                for side in ("keras-tuner", "ktplus") if args.only in (None, side)}
     print(f"{'side':12} {'wall_s':>8} {'epochs':>7} {'best_val_acc':>13} {'test_acc':>9}")

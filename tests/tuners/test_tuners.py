@@ -306,3 +306,27 @@ def test_bad_options_fail_before_anything_is_touched(kwargs, arg, tmp_path):
     with pytest.raises(ValueError, match=f"`{arg}`"):
         ktplus.RandomSearch(hm, max_trials=1, directory=tmp_path, project_name="p", overwrite=True, **kwargs)
     assert keep.read_text() == "{}"  # overwrite=True did not run
+
+
+@pytest.mark.parametrize("fast_path", [True, ["data"], "trial_overhead", False])
+def test_gc_freeze_is_undone_after_the_search_even_on_error(fast_path, data, tmp_path):
+    import gc
+
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=8)
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                                project_name="gc", fast_path=fast_path)
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
+    assert gc.get_freeze_count() == 0
+    assert Path(tmp_path, "gc", "trial_0", "checkpoint.weights.h5").exists()
+    assert tuner.get_best_models(1)[0].output_shape == (None, 2)
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                            project_name="gc2", fast_path=fast_path).search(
+            x, y, validation_data=val, epochs=1, verbose=0, callbacks=[Boom()])
+    assert gc.get_freeze_count() == 0
