@@ -7,15 +7,19 @@ from __future__ import annotations
 import gc
 import math
 import os
+import time
+import warnings
 from typing import Any
 
 import keras
 import keras_tuner
 from keras_tuner.src.engine import objective as objective_module
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+from keras_tuner.src.engine.tuner_utils import SaveBestEpoch, average_metrics_dicts
 
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._knobs import invalid
+from ktplus.logging import SearchLogger, TrialLogger, trial_run_dir
+from ktplus.logging._hparams import session_hparams
 from ktplus.training import _schedules
 from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
 from ktplus.training._checkpoint import DeferredSaveBestEpoch
@@ -26,6 +30,8 @@ FAST_PARTS = ("data", "steps_per_execution", "trial_overhead")
 #: Callbacks keras-tuner adds itself (epoch-level only).
 _KT_CALLBACKS = ("TunerCallback", "SaveBestEpoch")
 CURVES_DIR = "ktplus_curves"
+#: Trial facts recorded under their own names (the rest as best/<metric>).
+_FACTS = ("epochs_run", "best_epoch", "pruned", "pruned_epoch")
 
 
 def parse_fast_path(value: Any) -> frozenset[str]:
@@ -89,8 +95,9 @@ def tuner_docstring(name: str, budget: str) -> str:
 class _Execution:
     """What one execution of a trial needs to be summarized afterwards."""
 
-    def __init__(self, curves: PruningCallback) -> None:
+    def __init__(self, curves: PruningCallback, logger: TrialLogger | None) -> None:
         self.curves = curves
+        self.logger = logger
 
 
 class TunerOptionsMixin:
@@ -112,6 +119,7 @@ class TunerOptionsMixin:
         early_stopping: Any = None,
         pruning: Any = None,
         fast_path: Any = True,
+        tensorboard: Any = True,
         **kwargs: Any,
     ) -> None:
         # Validate everything before keras-tuner touches the directory.
@@ -119,6 +127,9 @@ class TunerOptionsMixin:
         self.early_stopping = parse_early_stopping(early_stopping)
         self.pruner = parse_pruning(pruning)
         self.fast_path = parse_fast_path(fast_path)
+        if not (tensorboard is None or isinstance(tensorboard, (bool, str, os.PathLike))) or tensorboard == "":
+            raise invalid("tensorboard", tensorboard,
+                          "True (<directory>/<project_name>/tensorboard), False/None, or a directory path")
         objective = kwargs.get("objective", args[1] if len(args) > 1 else None)
         obj = objective_module.create_objective(objective)
         single = not isinstance(obj, objective_module.MultiObjective) and not isinstance(
@@ -138,6 +149,11 @@ class TunerOptionsMixin:
             space = self.oracle.get_space()
             _schedules.declare_tuned_decay(space)
             self.oracle.update_space(space)
+        if tensorboard is True:
+            tensorboard = os.path.join(self.project_dir, "tensorboard")
+        self.tensorboard_dir: str | None = os.fspath(tensorboard) if tensorboard else None
+        self._tb = (SearchLogger(self.tensorboard_dir, self.oracle.objective)
+                    if self.tensorboard_dir else None)
         self._data = DataCache()
         self._executions: dict[str, list[_Execution]] = {}
         self._next_steps_per_execution = 1
@@ -174,12 +190,22 @@ class TunerOptionsMixin:
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self._executions[trial.trial_id] = []
+        start = time.time()
+        if self._tb is not None:
+            self._tb.start_trial(trial.trial_id)
         try:
             histories = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
-        except BaseException:
-            for ex in self._executions.pop(trial.trial_id, []):
+        except BaseException as error:
+            executions = self._executions.pop(trial.trial_id, [])
+            for ex in executions:
                 ex.curves.finish("failed")
+            if self._tb is not None and isinstance(error, Exception):
+                self._log_trial(trial, "failed", self._trial_facts(executions), start)
             raise
+        finally:
+            for ex in self._executions.get(trial.trial_id, []):
+                if ex.logger is not None:
+                    ex.logger.close()
         executions = self._executions.pop(trial.trial_id, [])
         if not isinstance(histories, list) or len(histories) != len(executions) or not all(
                 isinstance(h, keras.callbacks.History) for h in histories):
@@ -189,7 +215,52 @@ class TunerOptionsMixin:
             pruned = ex.curves.pruned_epoch is not None
             ex.curves.finish("pruned" if pruned else "completed")
             results.append(self._summarize(history, pruned, ex.curves.pruned_epoch))
+        if self._tb is not None:
+            merged = average_metrics_dicts(results)
+            status = "pruned" if merged.get("pruned") else "completed"
+            metrics = {**self._trial_facts(executions), **{
+                k if k in _FACTS else f"best/{k}": v for k, v in merged.items()}}
+            metrics["score"] = float(self.oracle.objective.get_value(merged))
+            self._log_trial(trial, status, metrics, start)
         return results
+
+    def _trial_facts(self, executions: list[_Execution]) -> dict[str, float]:
+        """Last-epoch values, parameter count and epochs, averaged."""
+        loggers = [ex.logger for ex in executions if ex.logger is not None]
+        facts: dict[str, float] = {}
+        if not loggers:
+            return facts
+        lasts = [{f"last/{k}": v for k, v in lg.last_logs.items() if k != "epoch_seconds"}
+                 for lg in loggers if lg.last_logs]
+        if lasts:
+            facts.update(average_metrics_dicts(lasts))
+        facts["epochs_run"] = sum(lg.epochs for lg in loggers) / len(loggers)
+        params = [lg.num_params for lg in loggers if lg.num_params is not None]
+        if params:
+            facts["num_params"] = float(params[0])
+        return facts
+
+    def _log_trial(self, trial: Any, status: str, metrics: dict[str, float], start: float) -> None:
+        try:
+            self._write_trial_logs(trial, status, metrics, start)
+        except Exception as e:  # logging must never fail a trial
+            warnings.warn(f"ktplus: TensorBoard logging of trial {trial.trial_id} failed: {e!r}",
+                          stacklevel=2)
+
+    def _write_trial_logs(self, trial: Any, status: str, metrics: dict[str, float], start: float) -> None:
+        assert self._tb is not None
+        obj = self.oracle.objective
+        best = None
+        try:
+            best_trials = self.oracle.get_best_trials(1)
+            if best_trials and best_trials[0].score is not None:
+                best = float(best_trials[0].score)
+        except Exception:  # the overview must never fail a trial
+            best = None
+        score = metrics.get("score")
+        if status != "failed" and score is not None and math.isfinite(score):
+            best = score if best is None or obj.better_than(score, best) else best
+        self._tb.end_trial(trial, status, metrics, start, best, self.oracle.get_space().space)
 
     def _summarize(self, history: keras.callbacks.History, pruned: bool,
                    pruned_epoch: int | None) -> dict[str, float]:
@@ -236,7 +307,7 @@ class TunerOptionsMixin:
                     uses_batch_hooks(c) for c in user_callbacks):
                 self._next_steps_per_execution = min(MAX_STEPS_PER_EXECUTION,
                                                      self._data.steps_per_epoch(batch_size))
-        ours: list[keras.callbacks.Callback] = [NaNGuard(["loss", *self._objective_names()])]
+        ours: list[keras.callbacks.Callback] = []
         decay = (_schedules.decay_from_hp(hp) if self.lr_decay == "tune" else self.lr_decay)
         if isinstance(decay, _schedules.LRDecay):
             ours.append(_schedules.LearningRateDecay(
@@ -247,7 +318,20 @@ class TunerOptionsMixin:
         curves = PruningCallback(self.pruner, self.curves, trial.trial_id, obj,
                                  initial_curve=self.curves.read(parent) if parent else None)
         ours.append(curves)
-        self._executions.setdefault(trial.trial_id, []).append(_Execution(curves))
+        executions = self._executions.setdefault(trial.trial_id, [])
+        logger = None
+        if self.tensorboard_dir:
+            run_dir = trial_run_dir(self.tensorboard_dir, trial.trial_id)
+            multi = getattr(self, "executions_per_trial", 1) > 1
+            logger = TrialLogger(
+                os.path.join(run_dir, f"execution_{len(executions)}") if multi else run_dir,
+                run_dir if not executions else None,
+                session_hparams(hp, "running"),
+            )
+            ours.append(logger)
+        # Last of ours: the failing epoch is still logged and recorded.
+        ours.append(NaNGuard(["loss", *self._objective_names()]))
+        executions.append(_Execution(curves, logger))
         defer = "trial_overhead" in self.fast_path
         theirs = [DeferredSaveBestEpoch(c) if defer and isinstance(c, SaveBestEpoch) else c
                   for c in kwargs.get("callbacks", [])]

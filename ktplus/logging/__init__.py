@@ -1,0 +1,17 @@
+"""TensorBoard logging of every trial, with no dependency on the Keras
+backend: epoch scalars, HParams sessions and experiment, text, overview."""
+
+from ktplus.logging._hparams import hparam_info, write_experiment, write_session
+from ktplus.logging._trial import OVERVIEW_RUN, SearchLogger, TrialLogger, trial_run_dir
+from ktplus.logging._writer import RunWriter
+
+__all__ = [
+    "OVERVIEW_RUN",
+    "RunWriter",
+    "SearchLogger",
+    "TrialLogger",
+    "hparam_info",
+    "trial_run_dir",
+    "write_experiment",
+    "write_session",
+]

@@ -1,0 +1,148 @@
+"""HParams dashboard: the experiment config (every hyperparameter with its
+real domain, and the metrics) and one session per trial."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import keras_tuner
+from google.protobuf import struct_pb2
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import summary as hparams_summary
+
+from ktplus.logging._writer import RunWriter
+
+EXPERIMENT_SUFFIX = ".ktplus-experiment"
+EXPERIMENT_STATE = ".ktplus_experiment.json"
+STATUS_HPARAM = "trial_status"
+STATUSES = ("completed", "pruned", "failed")
+#: Integer hyperparameters with at most this many values are shown as a
+#: discrete set (their real values), larger ones as an interval.
+MAX_DISCRETE_INTS = 64
+
+_SESSION_STATUS = {
+    "completed": api_pb2.STATUS_SUCCESS,
+    "pruned": api_pb2.STATUS_SUCCESS,
+    "failed": api_pb2.STATUS_FAILURE,
+}
+
+
+def _value(v: Any) -> struct_pb2.Value:
+    if isinstance(v, bool):
+        return struct_pb2.Value(bool_value=v)
+    if isinstance(v, (int, float)):
+        return struct_pb2.Value(number_value=float(v))
+    return struct_pb2.Value(string_value=str(v))
+
+
+def _dtype(values: Iterable[Any]) -> int:
+    values = list(values)
+    if values and all(isinstance(v, bool) for v in values):
+        return api_pb2.DATA_TYPE_BOOL
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return api_pb2.DATA_TYPE_FLOAT64
+    return api_pb2.DATA_TYPE_STRING
+
+
+def _discrete(name: str, values: Iterable[Any]) -> api_pb2.HParamInfo:
+    values = list(dict.fromkeys(values))
+    dtype = _dtype(values)
+    if dtype == api_pb2.DATA_TYPE_STRING:
+        values = [str(v) for v in values]
+    listed = struct_pb2.ListValue(values=[_value(v) for v in values])
+    return api_pb2.HParamInfo(name=name, type=dtype, domain_discrete=listed)
+
+
+def hparam_info(hp: Any) -> api_pb2.HParamInfo:
+    """The HParams domain of one keras-tuner hyperparameter."""
+    from keras_tuner.engine import hyperparameters as kt_hp
+
+    if isinstance(hp, kt_hp.Fixed):
+        return _discrete(hp.name, [hp.value])
+    if isinstance(hp, kt_hp.Boolean):
+        return _discrete(hp.name, [False, True])
+    if isinstance(hp, kt_hp.Choice):
+        return _discrete(hp.name, hp.values)
+    if isinstance(hp, kt_hp.Int):
+        values = list(hp.values) if hp.step is not None else None
+        if values is not None and len(values) <= MAX_DISCRETE_INTS:
+            return _discrete(hp.name, [int(v) for v in values])
+    if isinstance(hp, (kt_hp.Int, kt_hp.Float)):
+        return api_pb2.HParamInfo(
+            name=hp.name, type=api_pb2.DATA_TYPE_FLOAT64,
+            domain_interval=api_pb2.Interval(min_value=float(hp.min_value), max_value=float(hp.max_value)),
+        )
+    return api_pb2.HParamInfo(name=hp.name, type=api_pb2.DATA_TYPE_STRING)
+
+
+def session_hparams(hp: keras_tuner.HyperParameters, status: str) -> dict[str, Any]:
+    """A trial's active hyperparameter values (Hyperband's bookkeeping
+    ``tuner/*`` values left out) plus its status."""
+    values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+    values[STATUS_HPARAM] = status
+    return values
+
+
+def write_session(run_dir: str, trial_id: str, hparams: dict[str, Any], metrics: dict[str, float],
+                  status: str, start_time: float, end_time: float) -> None:
+    """Writes one trial's session: start info, final metrics, end info."""
+    with RunWriter(run_dir, filename_suffix=".ktplus-session") as w:
+        w.summary(hparams_summary.session_start_pb(hparams, group_name=f"trial_{trial_id}",
+                                                    start_time_secs=start_time), 0, start_time)
+        for tag, value in sorted(metrics.items()):
+            if value is not None and math.isfinite(value):
+                w.scalar(tag, value, 0)
+        w.summary(hparams_summary.session_end_pb(_SESSION_STATUS[status], end_time_secs=end_time), 0,
+                  end_time)
+
+
+def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str], objective: str) -> bool:
+    """Writes (or rewrites, when the space or the metrics changed) the
+    experiment config to ``root``. Returns whether it wrote."""
+    infos = [hparam_info(hp) for hp in space if not hp.name.startswith("tuner/")]
+    infos.append(_discrete(STATUS_HPARAM, list(STATUSES)))
+    unique: dict[str, api_pb2.HParamInfo] = {}
+    for info in infos:  # a name registered under several conditions: list it once
+        unique.setdefault(info.name, info)
+    infos = list(unique.values())
+    tags = sorted(set(metric_tags))
+    state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
+    state_path = os.path.join(root, EXPERIMENT_STATE)
+    try:
+        with open(state_path) as f:
+            if json.load(f) == state:
+                return False
+    except (OSError, ValueError):
+        pass
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(group="", tag=t),
+                                  display_name=t, description=_describe(t, objective)) for t in tags]
+    os.makedirs(root, exist_ok=True)
+    old = [name for name in os.listdir(root) if name.endswith(EXPERIMENT_SUFFIX)]
+    with RunWriter(root, filename_suffix=EXPERIMENT_SUFFIX) as w:
+        w.summary(hparams_summary.experiment_pb(infos, metrics), 0)
+    for name in old:
+        os.unlink(os.path.join(root, name))
+    from ktplus.training._pruning import atomic_write_json
+
+    atomic_write_json(state_path, state)
+    return True
+
+
+def _describe(tag: str, objective: str) -> str:
+    if tag.startswith("best/"):
+        return f"{tag[5:]} at the best epoch (best by {objective})"
+    if tag.startswith("last/"):
+        return f"{tag[5:]} at the last epoch run"
+    return {
+        "score": f"the trial's best {objective}",
+        "best_epoch": "epoch (1-based) of the best objective value",
+        "epochs_run": "epochs the trial really trained",
+        "num_params": "model parameters",
+        "trial_seconds": "wall time of the trial",
+        "pruned": "1 if the trial was pruned",
+        "pruned_epoch": "epoch (1-based) at which it was pruned",
+    }.get(tag, tag)

@@ -1,0 +1,60 @@
+"""A TensorBoard run writer built on the tensorboard package alone.
+
+It writes event files with tensorboard's own protos and pure-Python event
+writer, so logging works on every Keras backend (TensorFlow, JAX, PyTorch)
+as long as the tensorboard package is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+from tensorboard.plugins.text import summary_v2 as text_summary
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+class RunWriter:
+    """Writes scalars, text and raw summaries to one run directory.
+
+    Open it with ``with RunWriter(path) as w:`` or call `close`: each writer
+    holds one open file.
+    """
+
+    def __init__(self, logdir: str | os.PathLike, filename_suffix: str = "") -> None:
+        os.makedirs(logdir, exist_ok=True)
+        self.logdir = str(logdir)
+        self._writer = EventFileWriter(self.logdir, filename_suffix=filename_suffix)
+
+    def summary(self, summary: Any, step: int = 0, wall_time: float | None = None) -> None:
+        if not isinstance(summary, summary_pb2.Summary):
+            # tensorboard's helpers build TensorFlow's own proto class when
+            # TensorFlow is importable: same wire format, other class.
+            summary = summary_pb2.Summary.FromString(summary.SerializeToString())
+        event = event_pb2.Event(wall_time=wall_time or time.time(), step=int(step), summary=summary)
+        self._writer.add_event(event)
+
+    def scalar(self, tag: str, value: float, step: int = 0) -> None:
+        self.summary(scalar_summary.scalar_pb(tag, float(value)), step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        self.summary(text_summary.text_pb(tag, text), step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    @property
+    def path(self) -> str:
+        return str(self._writer.get_logdir())
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

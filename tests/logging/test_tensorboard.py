@@ -1,0 +1,220 @@
+"""Every trial in TensorBoard, checked against a running TensorBoard server
+(its HTTP data API) and, for resume and open files, in the event files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import ktplus
+from tests.logging.tbserver import TensorBoardServer
+
+EPOCHS = 4
+
+
+def build(hp):
+    """Trial kinds by a grid over `mode`: two good ones (the first with a
+    conditional integer hyperparameter), one that cannot learn (pruned),
+    one with a NaN loss (failed)."""
+    mode = hp.Choice("mode", ["good", "good2", "bad", "nan"])
+    with hp.conditional_scope("mode", ["good"]):
+        units = hp.Int("units", 8, 16, step=8)
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(units or 8, activation="relu")(inputs)
+    if mode == "nan":
+        x = keras.layers.Rescaling(float("inf"))(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    lr = 0.0 if mode == "bad" else 0.05
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tb")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    tuner = ktplus.GridSearch(build, objective="val_accuracy", max_trials=10, directory=root,
+                              project_name="p", lr_decay="cosine",
+                              pruning=ktplus.MedianPruner(n_startup_trials=3, n_warmup_epochs=1))
+    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=EPOCHS, verbose=0)
+    return tuner
+
+
+@pytest.fixture(scope="module")
+def server(search):
+    srv = TensorBoardServer(search.tensorboard_dir)
+    yield srv
+    srv.stop()
+    assert srv.proc.poll() is not None
+
+
+def test_tensorboard_dir_default(search):
+    assert search.tensorboard_dir == os.path.join(search.project_dir, "tensorboard")
+
+
+def test_runs_and_scalars_of_every_trial(search, server):
+    trials = search.oracle.trials
+    runs = server.wait_until(lambda: (r := server.get("/data/runs")) and len(r) >= len(trials) + 1 and r)
+    for trial_id in trials:
+        assert f"trial_{trial_id}" in runs
+    assert "search_overview" in runs
+    tags = server.get("/data/plugin/scalars/tags")
+    for trial_id, trial in trials.items():
+        run_tags = tags[f"trial_{trial_id}"]
+        assert {"loss", "learning_rate", "epoch_seconds"} <= set(run_tags)
+        if trial.status != "FAILED":
+            assert {"accuracy", "val_loss", "val_accuracy"} <= set(run_tags)
+            lrs = server.get(f"/data/plugin/scalars/scalars?run=trial_{trial_id}&tag=learning_rate")
+            epochs = int(trial.metrics.get_last_value("epochs_run"))
+            assert [step for _, step, _ in lrs] == list(range(epochs))
+            lr0 = 0.0 if trial.hyperparameters.get("mode") == "bad" else 0.05
+            expected = [lr0 * 0.5 * (1 + np.cos(np.pi * e / EPOCHS)) for e in range(epochs)]
+            np.testing.assert_allclose([v for _, _, v in lrs], expected, rtol=1e-5, atol=1e-12)
+
+
+def test_hparams_experiment_lists_real_domains_and_metrics(server, search):
+    exp = server.wait_until(lambda: server.post("/data/plugin/hparams/experiment", {"experimentName": ""}))
+    infos = {h["name"]: h for h in exp["hparamInfos"]}
+    assert set(infos) == {"mode", "units", "trial_status"}
+    assert infos["mode"]["domainDiscrete"] == ["good", "good2", "bad", "nan"]
+    assert infos["units"]["domainDiscrete"] == [8, 16]  # integers stay a discrete set
+    assert infos["trial_status"]["domainDiscrete"] == ["completed", "pruned", "failed"]
+    metrics = {m["name"]["tag"] for m in exp["metricInfos"]}
+    assert {"score", "best/val_accuracy", "last/val_accuracy", "best_epoch", "epochs_run",
+            "num_params", "trial_seconds", "pruned"} <= metrics
+
+
+def test_hparams_sessions_one_per_trial_with_status(server, search):
+    trials = search.oracle.trials
+    groups = server.wait_until(lambda: (g := server.session_groups()) and len(g) == len(trials) and g)
+    by_trial = {g["name"].removeprefix("trial_"): g for g in groups}
+    assert set(by_trial) == set(trials)
+    by_mode = {g["hparams"]["mode"]: g for g in groups}
+    assert set(by_mode) == {"good", "good2", "bad", "nan"}
+    # Only active hyperparameters get a value; integers stay integers.
+    assert sorted(g["hparams"]["units"] for g in groups if g["hparams"]["mode"] == "good") == [8, 16]
+    assert all("units" not in by_mode[m]["hparams"] for m in ("good2", "bad", "nan"))
+    assert by_mode["good"]["hparams"]["trial_status"] == "completed"
+    assert by_mode["bad"]["hparams"]["trial_status"] == "pruned"
+    assert by_mode["nan"]["hparams"]["trial_status"] == "failed"
+    assert by_mode["nan"]["sessions"][0]["status"] == "STATUS_FAILURE"
+    assert by_mode["good"]["sessions"][0]["status"] == "STATUS_SUCCESS"
+
+    def metric(group, tag):
+        return {m["name"]["tag"]: m["value"] for m in group["metricValues"]}.get(tag)
+
+    for trial_id, trial in trials.items():
+        group = by_trial[trial_id]
+        assert metric(group, "num_params") > 0
+        assert metric(group, "trial_seconds") > 0
+        if trial.status == "FAILED":
+            assert metric(group, "score") is None
+            continue
+        assert metric(group, "score") == pytest.approx(trial.score)
+        assert metric(group, "best/val_accuracy") == pytest.approx(trial.score)
+        assert metric(group, "last/val_accuracy") is not None
+        assert metric(group, "epochs_run") == trial.metrics.get_last_value("epochs_run")
+        assert metric(group, "best_epoch") == trial.metrics.get_last_value("best_epoch")
+    assert metric(by_mode["bad"], "pruned") == 1 and metric(by_mode["bad"], "pruned_epoch") == 1
+    assert metric(by_mode["good2"], "epochs_run") == EPOCHS
+
+
+def test_search_overview_and_text(server, search):
+    finished = [t for t in search.oracle.trials.values() if t.status == "COMPLETED"]
+    best = server.wait_until(lambda: server.get(
+        "/data/plugin/scalars/scalars?run=search_overview&tag=best_so_far"))
+    objective = server.get("/data/plugin/scalars/scalars?run=search_overview&tag=objective")
+    assert len(objective) == len(finished) == len(best)
+    values = [v for _, _, v in best]
+    assert values == sorted(values)  # best so far never gets worse (max objective)
+    assert values[-1] == pytest.approx(max(t.score for t in finished))
+    text_tags = server.get("/data/plugin/text/tags")
+    first = sorted(search.oracle.trials)[0]
+    assert {"model_summary", "hyperparameters"} <= set(text_tags[f"trial_{first}"])
+
+
+def _sessions_in(run_dir: Path) -> int:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    count = 0
+    for f in run_dir.glob("events.out.tfevents*"):
+        for event in EventFileLoader(str(f)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    count += 1
+    return count
+
+
+def test_resume_neither_duplicates_nor_corrupts(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=[8, 16, 32])
+    kwargs = dict(objective="val_accuracy", directory=tmp_path, project_name="r", seed=3)
+    first = ktplus.RandomSearch(hm, max_trials=2, **kwargs)
+    first.search(x, y, validation_split=0.25, epochs=2, verbose=0)
+    tb = Path(first.tensorboard_dir)
+    before = {p: p.read_bytes() for p in tb.rglob("*") if p.is_file() and "trial_" in str(p)}
+    again = ktplus.RandomSearch(hm, max_trials=3, overwrite=False, **kwargs)
+    again.search(x, y, validation_split=0.25, epochs=2, verbose=0)
+    runs = sorted(p.name for p in tb.iterdir() if p.name.startswith("trial_"))
+    assert len(runs) == 3
+    for path, content in before.items():
+        assert path.read_bytes() == content  # finished trials untouched
+    assert all(_sessions_in(tb / r) == 1 for r in runs)
+    assert len(list(tb.glob("*.ktplus-experiment"))) == 1
+
+
+def test_interrupted_trial_is_relogged_cleanly(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=8)
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                                project_name="i")
+    stale = Path(tuner.tensorboard_dir, "trial_0")
+    stale.mkdir(parents=True)
+    (stale / "events.out.tfevents.0.stale").write_bytes(b"partial")
+    tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    assert not (stale / "events.out.tfevents.0.stale").exists()
+    assert _sessions_in(stale) == 1
+
+
+def test_writers_are_closed_no_open_file_growth(tmp_path):
+    assert os.path.isdir("/proc/self/fd")  # Linux: count this process's open files
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    hm = ktplus.DenseHyperModel(input_shape=(2,), num_classes=2, layers=1, units=[2, 3, 4, 5, 6, 7, 8])
+    counts = []
+    for i in range(3):
+        tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=10, directory=tmp_path,
+                                    project_name=f"f{i}", seed=i)
+        tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+        counts.append(len(os.listdir("/proc/self/fd")))
+    assert counts[2] <= counts[0]
+
+
+def test_tensorboard_off_and_custom_dir(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(16, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    hm = ktplus.DenseHyperModel(input_shape=(2,), num_classes=2, layers=1, units=4)
+    off = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                              project_name="off", tensorboard=False)
+    off.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    assert off.tensorboard_dir is None and not (tmp_path / "off" / "tensorboard").exists()
+    custom = tmp_path / "elsewhere"
+    on = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                             project_name="on", tensorboard=str(custom))
+    on.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    assert _sessions_in(custom / "trial_0") == 1
+    with pytest.raises(ValueError, match="`tensorboard`"):
+        ktplus.RandomSearch(hm, objective="val_accuracy", directory=tmp_path, tensorboard=3)
