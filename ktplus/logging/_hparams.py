@@ -18,7 +18,9 @@ from ktplus.logging._writer import RunWriter
 
 EXPERIMENT_SUFFIX = ".ktplus-experiment"
 EXPERIMENT_STATE = ".ktplus_experiment.json"
-STATUS_HPARAM = "trial_status"
+#: Named to sort first (TensorBoard lists hyperparameters by name and shows
+#: the first five), displayed as "status".
+STATUS_HPARAM = "_status"
 STATUSES = ("completed", "pruned", "failed")
 #: Integer hyperparameters with at most this many values are shown as a
 #: discrete set (their real values), larger ones as an interval.
@@ -48,9 +50,17 @@ def _dtype(values: Iterable[Any]) -> int:
     return api_pb2.DATA_TYPE_STRING
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _discrete(name: str, values: Iterable[Any]) -> api_pb2.HParamInfo:
     values = list(dict.fromkeys(values))
     dtype = _dtype(values)
+    if values and all(_is_int(v) for v in values):
+        # TensorBoard prints every number with 5 significant digits (a
+        # layer count of 2 reads "2.0000"): integers are shown as strings.
+        dtype = api_pb2.DATA_TYPE_STRING
     if dtype == api_pb2.DATA_TYPE_STRING:
         values = [str(v) for v in values]
     listed = struct_pb2.ListValue(values=[_value(v) for v in values])
@@ -81,8 +91,16 @@ def hparam_info(hp: Any) -> api_pb2.HParamInfo:
 
 def session_hparams(hp: keras_tuner.HyperParameters, status: str) -> dict[str, Any]:
     """A trial's active hyperparameter values (Hyperband's bookkeeping
-    ``tuner/*`` values left out) plus its status."""
-    values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+    ``tuner/*`` values left out) plus its status, typed as the experiment
+    config declares them."""
+    types = {}
+    for h in hp.space:
+        types.setdefault(h.name, hparam_info(h).type)
+    values = {}
+    for k, v in hp.values.items():
+        if k.startswith("tuner/"):
+            continue
+        values[k] = str(v) if types.get(k) == api_pb2.DATA_TYPE_STRING else v
     values[STATUS_HPARAM] = status
     return values
 
@@ -104,12 +122,16 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     """Writes (or rewrites, when the space or the metrics changed) the
     experiment config to ``root``. Returns whether it wrote."""
     infos = [hparam_info(hp) for hp in space if not hp.name.startswith("tuner/")]
-    infos.append(_discrete(STATUS_HPARAM, list(STATUSES)))
+    status = _discrete(STATUS_HPARAM, list(STATUSES))
+    status.display_name = "status"
+    infos.append(status)
+    for info in infos:  # TensorBoard shows hyperparameters that vary first
+        info.differs = len(info.domain_discrete.values) != 1
     unique: dict[str, api_pb2.HParamInfo] = {}
     for info in infos:  # a name registered under several conditions: list it once
         unique.setdefault(info.name, info)
     infos = list(unique.values())
-    tags = sorted(set(metric_tags))
+    tags = sorted(set(metric_tags), key=_metric_order)
     state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
     state_path = os.path.join(root, EXPERIMENT_STATE)
     try:
@@ -130,6 +152,16 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
 
     atomic_write_json(state_path, state)
     return True
+
+
+#: TensorBoard shows the first five metrics of the config by default.
+_FIRST_METRICS = ("score", "best_epoch", "epochs_run", "trial_seconds", "num_params")
+
+
+def _metric_order(tag: str) -> tuple[int, int | str]:
+    if tag in _FIRST_METRICS:
+        return (0, _FIRST_METRICS.index(tag))
+    return (1 if tag.startswith("best/") else 2 if tag.startswith("last/") else 3, tag)
 
 
 def _describe(tag: str, objective: str) -> str:

@@ -5,6 +5,7 @@ callbacks in use allow it."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import keras
@@ -52,6 +53,8 @@ class DataCache:
 
     @staticmethod
     def applicable(args: tuple, kwargs: dict) -> bool:
+        if importlib.util.find_spec("tensorflow") is None:
+            return False  # tf.data needs TensorFlow (other backends run without it)
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
         if not (_is_numpy(x) and _is_numpy(y)) or len(args) > 2:

@@ -82,10 +82,12 @@ def test_runs_and_scalars_of_every_trial(search, server):
 def test_hparams_experiment_lists_real_domains_and_metrics(server, search):
     exp = server.wait_until(lambda: server.post("/data/plugin/hparams/experiment", {"experimentName": ""}))
     infos = {h["name"]: h for h in exp["hparamInfos"]}
-    assert set(infos) == {"mode", "units", "trial_status"}
+    assert set(infos) == {"mode", "units", "_status"}
     assert infos["mode"]["domainDiscrete"] == ["good", "good2", "bad", "nan"]
-    assert infos["units"]["domainDiscrete"] == [8, 16]  # integers stay a discrete set
-    assert infos["trial_status"]["domainDiscrete"] == ["completed", "pruned", "failed"]
+    # Integers stay a discrete set, written as "8" rather than TensorBoard's "8.0000".
+    assert infos["units"]["domainDiscrete"] == ["8", "16"]
+    assert infos["_status"]["domainDiscrete"] == ["completed", "pruned", "failed"]
+    assert infos["_status"]["displayName"] == "status"
     metrics = {m["name"]["tag"] for m in exp["metricInfos"]}
     assert {"score", "best/val_accuracy", "last/val_accuracy", "best_epoch", "epochs_run",
             "num_params", "trial_seconds", "pruned"} <= metrics
@@ -99,11 +101,11 @@ def test_hparams_sessions_one_per_trial_with_status(server, search):
     by_mode = {g["hparams"]["mode"]: g for g in groups}
     assert set(by_mode) == {"good", "good2", "bad", "nan"}
     # Only active hyperparameters get a value; integers stay integers.
-    assert sorted(g["hparams"]["units"] for g in groups if g["hparams"]["mode"] == "good") == [8, 16]
+    assert sorted(g["hparams"]["units"] for g in groups if g["hparams"]["mode"] == "good") == ["16", "8"]
     assert all("units" not in by_mode[m]["hparams"] for m in ("good2", "bad", "nan"))
-    assert by_mode["good"]["hparams"]["trial_status"] == "completed"
-    assert by_mode["bad"]["hparams"]["trial_status"] == "pruned"
-    assert by_mode["nan"]["hparams"]["trial_status"] == "failed"
+    assert by_mode["good"]["hparams"]["_status"] == "completed"
+    assert by_mode["bad"]["hparams"]["_status"] == "pruned"
+    assert by_mode["nan"]["hparams"]["_status"] == "failed"
     assert by_mode["nan"]["sessions"][0]["status"] == "STATUS_FAILURE"
     assert by_mode["good"]["sessions"][0]["status"] == "STATUS_SUCCESS"
 
@@ -122,7 +124,9 @@ def test_hparams_sessions_one_per_trial_with_status(server, search):
         assert metric(group, "last/val_accuracy") is not None
         assert metric(group, "epochs_run") == trial.metrics.get_last_value("epochs_run")
         assert metric(group, "best_epoch") == trial.metrics.get_last_value("best_epoch")
-    assert metric(by_mode["bad"], "pruned") == 1 and metric(by_mode["bad"], "pruned_epoch") == 1
+    bad = by_mode["bad"]
+    assert metric(bad, "pruned") == 1
+    assert metric(bad, "pruned_epoch") == metric(bad, "epochs_run") < EPOCHS
     assert metric(by_mode["good2"], "epochs_run") == EPOCHS
 
 
@@ -218,3 +222,50 @@ def test_tensorboard_off_and_custom_dir(tmp_path):
     assert _sessions_in(custom / "trial_0") == 1
     with pytest.raises(ValueError, match="`tensorboard`"):
         ktplus.RandomSearch(hm, objective="val_accuracy", directory=tmp_path, tensorboard=3)
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+_DEEP_QUERY = """
+function all(root, out) {
+  for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
+  return out;
+}
+const els = all(document, []);
+const grid = els.find(e => e.tagName === 'VAADIN-GRID');
+if (!grid || !grid.items) return null;
+const cells = els.filter(e => e.tagName === 'VAADIN-GRID-CELL-CONTENT').map(e => e.textContent.trim());
+return {rows: grid.items.length, cells: cells};
+"""
+
+
+def test_hparams_dashboard_renders_one_row_per_trial_in_chromium(server, search):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    trials = search.oracle.trials
+    server.wait_until(lambda: len(server.session_groups()) == len(trials))
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    import tempfile
+
+    profile = tempfile.mkdtemp(prefix="ktplus-chromium-")
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-quic",
+                f"--user-data-dir={profile}", "--window-size=1600,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(server.url + "/#hparams")
+        table = server.wait_until(lambda: (t := driver.execute_script(_DEEP_QUERY))
+                                  and t["rows"] == len(trials) and t, timeout=60)
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "hparams_dashboard.png"))
+    finally:
+        driver.quit()
+    assert table["rows"] == len(trials)
+    for trial_id in trials:
+        assert f"trial_{trial_id}" in table["cells"]
+    for status in ("completed", "pruned", "failed"):
+        assert status in table["cells"]
+    assert (ARTIFACTS / "hparams_dashboard.png").stat().st_size > 10_000
