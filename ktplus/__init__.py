@@ -1,31 +1,46 @@
 """ktplus: hypermodels, tuners and TensorBoard logging for Keras Tuner.
 
+The public names are loaded on first use, so ``import ktplus`` is instant
+and quiet, and the ``ktplus`` command reports bad input before TensorFlow
+is imported.
+
 >>> import ktplus
 >>> hm = ktplus.DenseHyperModel(input_shape=(64,), num_classes=10)
 """
 
-from ktplus._quiet import import_quietly
+from __future__ import annotations
 
-import_quietly()
-
-from ktplus import datasets, training  # noqa: E402
-from ktplus.hypermodels import (  # noqa: E402
-    AutoHyperModel,
-    BaseHyperModel,
-    ConvHyperModel,
-    DenseHyperModel,
-    ResidualHyperModel,
-    check_hypermodel,
-)
-from ktplus.training import LRDecay, MedianPruner, PercentilePruner, Pruner, ThresholdPruner  # noqa: E402
-from ktplus.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AutoHyperModel": "ktplus.hypermodels",
+    "BaseHyperModel": "ktplus.hypermodels",
+    "ConvHyperModel": "ktplus.hypermodels",
+    "DenseHyperModel": "ktplus.hypermodels",
+    "ResidualHyperModel": "ktplus.hypermodels",
+    "check_hypermodel": "ktplus.hypermodels",
+    "RandomSearch": "ktplus.tuners",
+    "BayesianOptimization": "ktplus.tuners",
+    "Hyperband": "ktplus.tuners",
+    "GridSearch": "ktplus.tuners",
+    "LRDecay": "ktplus.training",
+    "MedianPruner": "ktplus.training",
+    "PercentilePruner": "ktplus.training",
+    "Pruner": "ktplus.training",
+    "ThresholdPruner": "ktplus.training",
+    "load_results": "ktplus.results",
+}
+_SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners")
 
 __all__ = [
     "AutoHyperModel",
     "BaseHyperModel",
     "BayesianOptimization",
+    "ConvHyperModel",
+    "DenseHyperModel",
     "GridSearch",
     "Hyperband",
     "LRDecay",
@@ -33,12 +48,41 @@ __all__ = [
     "PercentilePruner",
     "Pruner",
     "RandomSearch",
-    "ThresholdPruner",
-    "ConvHyperModel",
-    "DenseHyperModel",
     "ResidualHyperModel",
+    "ThresholdPruner",
     "__version__",
     "check_hypermodel",
     "datasets",
+    "load_results",
     "training",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"ktplus.{name}")
+    else:
+        raise AttributeError(f"module 'ktplus' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:
+    from ktplus import datasets, training
+    from ktplus.hypermodels import (
+        AutoHyperModel,
+        BaseHyperModel,
+        ConvHyperModel,
+        DenseHyperModel,
+        ResidualHyperModel,
+        check_hypermodel,
+    )
+    from ktplus.results import load_results
+    from ktplus.training import LRDecay, MedianPruner, PercentilePruner, Pruner, ThresholdPruner
+    from ktplus.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch

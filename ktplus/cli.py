@@ -1,13 +1,14 @@
 """The ``ktplus`` command line.
 
-``ktplus search`` with no arguments runs a short real search on
-scikit-learn's digits, writes TensorBoard logs, and prints a leaderboard and
-the ``tensorboard --logdir`` command that shows the runs.
+``ktplus search`` tunes a model on a built-in or user dataset with no code;
+``ktplus report DIR`` shows a search's leaderboard; ``ktplus tensorboard DIR``
+serves its logs. Errors are one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 FAMILY_CHOICES = ("dense", "conv", "residual", "auto")
 TUNER_CHOICES = ("random", "bayesian", "hyperband", "grid")
+LR_DECAY_CHOICES = ("none", "exponential", "step", "cosine", "polynomial", "plateau", "tune")
+REGULARIZER_CHOICES = ("none", "l1", "l2", "l1_l2", "tune")
 
 
 class CLIError(Exception):
@@ -32,6 +35,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -42,92 +55,289 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _regularizer(text: str) -> list[str]:
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not parts or any(p not in REGULARIZER_CHOICES for p in parts) or ("tune" in parts and len(parts) > 1):
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(REGULARIZER_CHOICES)} or a comma list such as l2,none; got {text!r}")
+    return parts
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
         raise CLIError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ktplus", description="Hyperparameter search for Keras models.")
+    parser = _Parser(prog="ktplus", description="Hyperparameter search for Keras models, with no code.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    s = sub.add_parser("search", help="run a search and print its leaderboard")
+    s = sub.add_parser("search", help="run (or resume) a search and print its leaderboard")
     s.add_argument("--data", default="digits",
-                   help="built-in dataset: digits, breast_cancer, wine or iris (default: digits)")
+                   help="digits, breast_cancer, wine, iris (bundled with scikit-learn), or a path to an "
+                        ".npz (arrays x, y) or a .csv (with --target) (default: digits)")
+    s.add_argument("--target", help="the column to predict, for a .csv")
     s.add_argument("--family", default="dense", choices=FAMILY_CHOICES,
-                   help="model family (default: dense)")
+                   help="model family; auto searches over the families the input allows (default: dense)")
     s.add_argument("--tuner", default="random", choices=TUNER_CHOICES, help="search algorithm (default: random)")
     s.add_argument("--trials", type=_positive_int, default=10,
-                   help="number of trials (default: 10; Hyperband sizes its own brackets)")
+                   help="number of trials (default: 10; Hyperband sizes its brackets from --epochs)")
     s.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default: 10)")
-    s.add_argument("--lr-decay", default="none",
-                   choices=("none", "exponential", "step", "cosine", "polynomial", "plateau", "tune"),
+    s.add_argument("--lr-decay", default="none", choices=LR_DECAY_CHOICES,
                    help="learning-rate schedule (default: none)")
-    s.add_argument("--early-stopping", type=int, default=5, metavar="PATIENCE",
+    s.add_argument("--early-stopping", type=_non_negative_int, default=5, metavar="PATIENCE",
                    help="early-stopping patience in epochs, 0 to disable (default: 5)")
     s.add_argument("--pruning", default="median", choices=("median", "percentile", "none"),
                    help="pruning rule for hopeless trials (default: median)")
-    s.add_argument("--directory", default="runs", help="search directory (default: runs)")
+    s.add_argument("--regularizer", type=_regularizer, default=["none"],
+                   help="none, l1, l2, l1_l2, a comma list to tune (l2,none), or tune (default: none)")
+    s.add_argument("--directory", default="runs", help="where searches live (default: runs)")
     s.add_argument("--project", default=None, help="project name (default: the dataset's name)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     s.add_argument("--validation-split", type=_fraction, default=0.2,
-                   help="fraction of the data held out for validation (default: 0.2)")
+                   help="fraction held out for validation (default: 0.2)")
     s.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
-    s.add_argument("-v", "--verbose", action="store_true", help="keras-tuner's per-trial output")
+    s.add_argument("-v", "--verbose", action="store_true", help="keras-tuner's and Keras' own output")
+    r = sub.add_parser("report", help="the leaderboard of a finished or running search")
+    r.add_argument("dir", help="the search's project directory, e.g. runs/digits")
+    r.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    r.add_argument("--top", type=_positive_int, default=None, help="only the N best trials")
+    r.add_argument("--plot", metavar="FILE.png", help="also draw the objective per trial and per hyperparameter")
+    t = sub.add_parser("tensorboard", help="serve a search's TensorBoard logs on 127.0.0.1")
+    t.add_argument("dir", help="the search's project directory, e.g. runs/digits")
+    t.add_argument("--port", type=_non_negative_int, default=0, help="port (default: a free one)")
     return parser
 
 
-def _hypermodel(family: str, data: Any) -> tuple[Any, Any]:
+# -- search ---------------------------------------------------------------------------------------
+
+def _load_data(args: argparse.Namespace) -> Any:
+    from ktplus import datasets
+
+    if args.data in datasets.BUILTIN:
+        if args.target:
+            raise CLIError(f"ktplus: --target is for .csv files, not the built-in dataset {args.data!r}")
+        return datasets.load(args.data)
+    if os.sep not in args.data and "." not in args.data:
+        raise CLIError(f"ktplus: --data: unknown dataset {args.data!r}; expected one of "
+                       f"{', '.join(datasets.BUILTIN)} or a path to an .npz or .csv file")
+    try:
+        return datasets.load_file(args.data, args.target)
+    except datasets.DataError as e:
+        raise CLIError(f"ktplus: --data: {e}") from None
+
+
+def _shape_for(family: str, data: Any) -> tuple[Any, str]:
+    """The input array for the family, and the family to build."""
+    x = data.x
+    spatial = data.image_shape is not None or x.ndim >= 3
+    if data.image_shape is not None and family != "dense":
+        x = x.reshape((-1, *data.image_shape))
+    if family in ("conv", "residual") and not spatial:
+        raise CLIError(f"ktplus: --family {family} needs image or sequence data (x with 3+ dimensions, or "
+                       f"digits); {data.name!r} is tabular: use --family dense or auto")
+    if family == "residual" and x.ndim > 4:
+        raise CLIError("ktplus: --family residual takes sequences or images (x with 3 or 4 dimensions)")
+    if family == "auto" and not spatial:
+        family = "dense"
+    return x, family
+
+
+def _hypermodel(family: str, x: Any, data: Any, regularizer: list[str]) -> Any:
     import ktplus
 
-    x = data.x
-    if family in ("conv", "residual") or (family == "auto" and data.image_shape):
-        if data.image_shape is None:
-            raise CLIError(
-                f"ktplus: --family {family} needs image data; {data.name!r} is tabular "
-                "(use --family dense or auto)"
-            )
-        x = x.reshape((-1, *data.image_shape))
-    classes = {
-        "dense": ktplus.DenseHyperModel,
-        "conv": ktplus.ConvHyperModel,
-        "residual": ktplus.ResidualHyperModel,
-        "auto": ktplus.AutoHyperModel,
-    }
-    return classes[family](input_shape=x.shape[1:], num_classes=data.num_classes), x
+    classes = {"dense": ktplus.DenseHyperModel, "conv": ktplus.ConvHyperModel,
+               "residual": ktplus.ResidualHyperModel, "auto": ktplus.AutoHyperModel}
+    reg: Any = ["l1", "l2", "l1_l2", None] if regularizer == ["tune"] else [
+        None if r == "none" else r for r in regularizer]
+    reg = reg[0] if len(reg) == 1 else reg
+    kwargs: dict[str, Any] = {"regularizer": reg}
+    if data.task == "regression":
+        kwargs["task"] = "regression"
+    else:
+        kwargs["num_classes"] = data.num_classes
+    return classes[family](input_shape=x.shape[1:], **kwargs)
+
+
+def _space_signature(hps: Any) -> dict[str, Any]:
+    return {hp.name: {k: v for k, v in hp.get_config().items() if k not in ("default", "conditions")}
+            for hp in hps.space if not hp.name.startswith("tuner/")}
+
+
+def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_decay: str) -> None:
+    """A directory that holds another search is an error, not a silent mix."""
+    import keras_tuner
+
+    from ktplus.results import META_FILE
+    from ktplus.training import _schedules
+
+    oracle_file = os.path.join(project_dir, "oracle.json")
+    if not os.path.isfile(oracle_file):
+        return
+    try:
+        with open(oracle_file) as f:
+            saved = keras_tuner.HyperParameters.from_config(json.load(f)["hyperparameters"])
+    except (OSError, ValueError, KeyError) as e:
+        raise CLIError(f"ktplus: {project_dir} holds an unreadable search ({e}); use --overwrite or "
+                       "another --project") from None
+    try:
+        with open(os.path.join(project_dir, META_FILE)) as f:
+            saved_tuner = json.load(f).get("tuner")
+    except (OSError, ValueError):
+        saved_tuner = None
+    if saved_tuner and saved_tuner != tuner_name:
+        raise CLIError(f"ktplus: {project_dir} holds a {saved_tuner} search, not {tuner_name}; use the same "
+                       "--tuner to resume it, --overwrite to replace it, or another --project")
+    fresh = keras_tuner.HyperParameters()
+    hypermodel.build(fresh)
+    if lr_decay == "tune":
+        _schedules.declare_tuned_decay(fresh)
+    ours, theirs = _space_signature(fresh), _space_signature(saved)
+    if ours != theirs:
+        changed = sorted(set(ours) ^ set(theirs)) or sorted(k for k in ours if ours[k] != theirs[k])
+        raise CLIError(f"ktplus: {project_dir} holds a search with a different search space (differs in: "
+                       f"{', '.join(changed[:6])}); use --overwrite to replace it or another --project")
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """Trial i of N, best so far, elapsed and remaining time, as a bar on a
+    terminal and as one line per trial otherwise."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int | None, objective: str, stream: Any = None) -> None:
+        self.total = total
+        self.objective = objective
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.start = time.monotonic()
+        self.done_at_start: int | None = None
+
+    def update(self, done: int, best: float | None, last: str = "") -> None:
+        if self.done_at_start is None:
+            self.done_at_start = done - 1 if done else 0
+        elapsed = time.monotonic() - self.start
+        ran = done - self.done_at_start
+        parts = []
+        if self.total:
+            filled = int(self.WIDTH * min(done, self.total) / self.total)
+            parts.append(f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] trial {done}/{self.total}")
+        else:
+            parts.append(f"trial {done}")
+        if best is not None:
+            parts.append(f"best {self.objective} {best:.4g}")
+        parts.append(f"{_fmt_seconds(elapsed)} elapsed")
+        if self.total and ran > 0 and done < self.total:
+            parts.append(f"~{_fmt_seconds(elapsed / ran * (self.total - done))} left")
+        line = " | ".join(parts) + (f" | {last}" if last and not self.tty else "")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _hyperband_total(oracle: Any) -> int | None:
+    try:
+        total = 0
+        for bracket in range(oracle._get_num_brackets()):
+            for round_num in range(oracle._get_num_rounds(bracket)):
+                total += oracle._get_size(bracket, round_num)
+        return total * oracle.hyperband_iterations
+    except Exception:
+        return None
+
+
+def _with_progress(cls: Any, progress_factory: Any) -> Any:
+    class WithProgress(cls):  # type: ignore[misc, valid-type]
+        def on_search_begin(self) -> None:
+            super().on_search_begin()
+            self._progress = progress_factory(self)
+
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)
+            finished = [t for t in self.oracle.trials.values()
+                        if str(t.status) in ("COMPLETED", "FAILED")]
+            best = self.oracle.get_best_trials(1)
+            score = best[0].score if best and best[0].score is not None else None
+            status = str(trial.status).lower()
+            if trial.metrics.exists("pruned") and trial.metrics.get_last_value("pruned"):
+                status = "pruned"
+            detail = f"trial {trial.trial_id} {status}" + (
+                f" ({self.oracle.objective.name} {trial.score:.4g})" if trial.score is not None else "")
+            self._progress.update(len(finished), score, detail)
+
+        def on_search_end(self) -> None:
+            super().on_search_end()
+            self._progress.close()
+
+    WithProgress.__name__ = cls.__name__
+    WithProgress.__qualname__ = cls.__qualname__
+    return WithProgress
+
+
+def _quiet_runtime() -> None:
+    """Keeps TensorFlow's and Keras' per-trial chatter off the terminal."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from ktplus import datasets
+
+    # Everything that can be checked without TensorFlow is checked first.
+    data = _load_data(args)
+    x, family = _shape_for(args.family, data)
+    (x_train, y_train), (x_val, y_val) = datasets.split(x, data.y, fractions=(args.validation_split,),
+                                                         seed=args.seed)
+    if len(x_val) < 1 or len(x_train) < 2:
+        raise CLIError(f"ktplus: --validation-split {args.validation_split} leaves no data to train or "
+                       f"validate on ({len(data.x)} rows)")
+    if data.image_shape is None and x.ndim == 2:
+        x_train, x_val = datasets.standardize(x_train, x_val)
+
     from ktplus._quiet import import_quietly
 
     import_quietly()
+    if not args.verbose:
+        _quiet_runtime()
     import keras
 
     import ktplus
-    from ktplus import datasets
-    from ktplus.results import format_table, trial_rows
+    from ktplus.results import format_table
 
-    try:
-        data = datasets.load(args.data)
-    except ValueError as e:
-        raise CLIError(f"ktplus: --data: {e}") from None
-    hypermodel, x = _hypermodel(args.family, data)
-    (x_train, y_train), (x_val, y_val) = datasets.split(
-        x, data.y, fractions=(args.validation_split,), seed=args.seed
-    )
-    if data.image_shape is None:
-        x_train, x_val = datasets.standardize(x_train, x_val)
+    hypermodel = _hypermodel(family, x, data, args.regularizer)
     project = args.project or data.name
     project_dir = os.path.join(args.directory, project)
-    log_dir = os.path.join(project_dir, "tensorboard")
-    keras.utils.set_random_seed(args.seed)
-    if args.early_stopping < 0:
-        raise CLIError(f"ktplus: --early-stopping: expected a patience >= 0, got {args.early_stopping}")
-    tuner_cls: Any = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
+    tuner_cls = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
                  "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[args.tuner]
-    budget = ({"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials})
-    tuner = tuner_cls(
+    if not args.overwrite:
+        _check_same_space(project_dir, hypermodel, tuner_cls.__name__, args.lr_decay)
+    objective = "val_accuracy" if data.task == "classification" else "val_loss"
+    budget = {"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials}
+
+    def progress_factory(tuner: Any) -> Progress:
+        total = _hyperband_total(tuner.oracle) if args.tuner == "hyperband" else args.trials
+        return Progress(total, objective)
+
+    cls = tuner_cls if args.verbose else _with_progress(tuner_cls, progress_factory)
+    keras.utils.set_random_seed(args.seed)
+    tuner = cls(
         hypermodel,
-        objective="val_accuracy",
+        objective=objective,
         seed=args.seed,
         directory=args.directory,
         project_name=project,
@@ -137,22 +347,86 @@ def run_search(args: argparse.Namespace) -> int:
         pruning=None if args.pruning == "none" else args.pruning,
         **budget,
     )
+    print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({len(x_train)} train / "
+          f"{len(x_val)} validation samples), objective {objective}; logs in {project_dir}", flush=True)
     start = time.time()
-    print(f"ktplus: {args.tuner} search, {args.trials} trials of {args.family} models on {data.name} "
-          f"({len(x_train)} train / {len(x_val)} validation samples)", flush=True)
     search_kwargs = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
-    tuner.search(
-        x_train, y_train,
-        validation_data=(x_val, y_val),
-        **search_kwargs,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir)],
-        verbose=1 if args.verbose else 0,
-    )
-    rows = trial_rows(tuner.oracle)
-    print(f"\nLeaderboard ({len(rows)} trials, objective val_accuracy, "
-          f"{time.time() - start:.0f} s):")
-    print(format_table(rows, top=10))
-    print(f"\nInspect the runs:\n  tensorboard --logdir {log_dir}")
+    try:
+        tuner.search(x_train, y_train, validation_data=(x_val, y_val), verbose=1 if args.verbose else 0,
+                     **search_kwargs)
+    except KeyboardInterrupt:
+        print("", flush=True)
+        raise
+    except RuntimeError as e:  # keras-tuner's "too many consecutive failures"
+        raise CLIError(f"ktplus: search stopped: {str(e).splitlines()[0]}") from None
+    frame = tuner.results()
+    print(f"\nLeaderboard ({len(frame)} trials, objective {objective}, {time.time() - start:.0f} s):")
+    print(format_table(frame, top=10))
+    print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}")
+    return 0
+
+
+# -- report and tensorboard -----------------------------------------------------------------------
+
+def run_report(args: argparse.Namespace) -> int:
+    from ktplus.results import format_table, leaderboard, load_results, plot
+
+    try:
+        frame = load_results(args.dir)
+    except ValueError as e:
+        raise CLIError(f"ktplus report: {e}") from None
+    if args.format == "table":
+        print(f"{len(frame)} trials in {args.dir}, objective {frame.attrs.get('objective')} "
+              f"({frame.attrs.get('direction')})")
+        print(format_table(frame, args.top))
+    elif args.format == "csv":
+        sys.stdout.write(leaderboard(frame, args.top).to_csv(index=False))
+    else:
+        sys.stdout.write(leaderboard(frame, args.top).to_json(orient="records", indent=1) + "\n")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            raise CLIError(f"ktplus report: --plot expects a .png path, got {args.plot!r}")
+        try:
+            plot(frame, args.plot)
+        except OSError as e:
+            raise CLIError(f"ktplus report: cannot write {args.plot}: {e.strerror}") from None
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def run_tensorboard(args: argparse.Namespace) -> int:
+    import socket
+    import subprocess
+
+    from ktplus.results import _find_project
+
+    if not os.path.isdir(args.dir):
+        raise CLIError(f"ktplus tensorboard: no such directory: {args.dir}")
+    try:
+        project = _find_project(args.dir)
+        logdir = os.path.join(project, "tensorboard")
+    except ValueError:
+        logdir = args.dir  # a log directory itself
+    if not os.path.isdir(logdir):
+        raise CLIError(f"ktplus tensorboard: {args.dir} has no TensorBoard logs ({logdir} is missing)")
+    port = args.port
+    if port == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir,
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    print(f"TensorBoard for {logdir} at http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        _, err = proc.communicate()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 0
+    if proc.returncode:
+        last = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
+        raise CLIError(f"ktplus tensorboard: tensorboard exited with {proc.returncode}: {last[0]}")
     return 0
 
 
@@ -164,6 +438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "search":
             return run_search(args)
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "tensorboard":
+            return run_tensorboard(args)
         parser.print_help()
         return 0
     except CLIError as e:
@@ -172,6 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ktplus: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # never a traceback for the user; -v shows one
+        if "-v" in argv or "--verbose" in argv:
+            raise
+        print(f"ktplus: error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,24 +13,130 @@ from typing import Any
 
 import numpy as np
 
-from ktplus.hypermodels._knobs import invalid
+from ktplus._errors import invalid
 
 BUILTIN = ("digits", "breast_cancer", "wine", "iris")
 
 
 @dataclass
 class Dataset:
-    """Features ``x`` (float32), integer labels ``y`` and their description.
+    """Features ``x`` (float32), targets ``y`` and their description.
 
     ``image_shape`` is set for image data (digits: ``(8, 8, 1)``) so conv and
-    residual models can view each row of ``x`` as an image.
+    residual models can view each row of ``x`` as an image. For
+    classification ``y`` holds integer labels ``0..num_classes-1`` (the
+    original labels in ``class_names``); for regression ``num_classes`` is
+    None and ``y`` is float32.
     """
 
     name: str
     x: np.ndarray
     y: np.ndarray
-    num_classes: int
+    num_classes: int | None
     image_shape: tuple[int, ...] | None = None
+    class_names: list[Any] | None = None
+
+    @property
+    def task(self) -> str:
+        return "regression" if self.num_classes is None else "classification"
+
+
+class DataError(ValueError):
+    """Data that cannot be used, with a one-line explanation."""
+
+
+def _check_finite(name: str, a: np.ndarray, path: str) -> None:
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
+        raise DataError(f"{path}: {name} contains NaN or inf ({int(bad.sum())} values, first in row {first}); "
+                        "clean or impute the data first")
+
+
+def _targets(y: np.ndarray, path: str) -> tuple[np.ndarray, int | None, list[Any] | None]:
+    """Integer labels for categorical/integer targets, float for the rest."""
+    y = np.asarray(y).reshape(len(y), -1)
+    if y.shape[1] != 1:
+        raise DataError(f"{path}: y must have one value per row, got shape {y.shape}")
+    y = y[:, 0]
+    if y.dtype.kind in "fc":
+        _check_finite("y", y.astype("float64"), path)
+        if not np.all(np.equal(np.mod(y, 1), 0)) or len(np.unique(y)) > max(20, len(y) // 10):
+            return y.astype("float32"), None, None
+    if y.dtype.kind == "O":
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise DataError(f"{path}: y contains missing values")
+        y = y.astype(str)
+    classes, labels = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"{path}: y has a single class ({classes[0]!r}); nothing to classify")
+    return labels.astype("int64"), len(classes), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def load_file(path: str, target: str | None = None) -> Dataset:
+    """Loads a user dataset: an ``.npz`` with arrays ``x`` and ``y``, or a
+    ``.csv`` with numeric feature columns and a ``target`` column.
+
+    Raises:
+        DataError: with a one-line message naming the problem.
+    """
+    import os
+
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise DataError(f"{path}: not a readable file")
+    name = os.path.splitext(os.path.basename(path))[0]
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        if target is not None:
+            raise DataError(f"{path}: --target is for .csv files; an .npz holds arrays x and y")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = [k for k in ("x", "y") if k not in f.files]
+                if missing:
+                    raise DataError(f"{path}: no array {' or '.join(map(repr, missing))} "
+                                    f"(found: {', '.join(f.files) or 'none'})")
+                x, y = f["x"], f["y"]
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{path}: x must be numeric, got dtype {x.dtype}")
+        if x.ndim < 2:
+            raise DataError(f"{path}: x must have one row per sample (2 or more dimensions), got shape {x.shape}")
+    elif ext == ".csv":
+        import pandas as pd
+
+        if not target:
+            raise DataError(f"{path}: a .csv needs --target COLUMN (the column to predict)")
+        try:
+            frame = pd.read_csv(path)
+        except Exception as e:
+            raise DataError(f"{path}: cannot read as CSV ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        if target not in frame.columns:
+            shown = ", ".join(map(str, list(frame.columns)[:20]))
+            raise DataError(f"{path}: no column {target!r} for --target (columns: {shown})")
+        features = frame.drop(columns=[target])
+        if features.shape[1] == 0:
+            raise DataError(f"{path}: no feature columns besides the target {target!r}")
+        bad = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
+               or pd.api.types.is_bool_dtype(features[c])]
+        if bad:
+            raise DataError(f"{path}: non-numeric feature columns: {', '.join(bad[:10])} "
+                            "(encode them as numbers, or drop them)")
+        x = features.to_numpy(dtype="float64")
+        y = frame[target].to_numpy()
+    else:
+        raise DataError(f"{path}: unsupported file type {ext or '(none)'!r}: use .npz (arrays x, y) or .csv")
+    if len(x) != len(y):
+        raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}")
+    if len(x) < 4:
+        raise DataError(f"{path}: {len(x)} rows is too few to train and validate")
+    _check_finite("x", x.astype("float64"), path)
+    labels, num_classes, classes = _targets(y, path)
+    return Dataset(name, x.astype("float32"), labels, num_classes, None, classes)
 
 
 def load(name: str) -> Dataset:

@@ -1,62 +1,221 @@
-"""Trials as rows: the leaderboard of a search."""
+"""Trials as a table: ``tuner.results()``, ``ktplus.load_results(DIR)``,
+``ktplus report``.
+
+One row per trial: ``trial_id``, ``status`` (completed, pruned, failed,
+invalid, running), ``score`` (the best objective value), ``epochs_run``,
+``best_epoch``, ``pruned_epoch``, every hyperparameter of the space (empty
+where inactive) and every metric at the best epoch as ``best/<metric>``.
+Best first, in the objective's direction; unscored trials last.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from collections.abc import Iterable
 from typing import Any
 
-import keras_tuner
+from ktplus._errors import invalid
+
+META_FILE = "ktplus.json"
+FACT_COLUMNS = ("epochs_run", "best_epoch", "pruned_epoch")
 
 
-def trial_rows(oracle: keras_tuner.Oracle) -> list[dict[str, Any]]:
-    """One dict per trial: id, status, score and active hyperparameters,
-    best score first (in the objective's direction), unscored trials last."""
-    direction = oracle.objective.direction if hasattr(oracle.objective, "direction") else "min"
-    names: list[str] = []
-    for hp in oracle.get_space().space:
-        if hp.name not in names and not hp.name.startswith("tuner/"):
-            names.append(hp.name)
+def _status(trial: Any) -> str:
+    status = str(getattr(trial.status, "value", trial.status)).lower()
+    if status == "completed" and trial.metrics.exists("pruned") and trial.metrics.get_last_value("pruned"):
+        return "pruned"
+    return status
+
+
+def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
+                  space_names: Iterable[str] = ()) -> Any:
+    """Builds the results DataFrame from keras-tuner `Trial` objects."""
+    import pandas as pd
+
+    trials = list(trials)
+    names: list[str] = [n for n in space_names if not n.startswith("tuner/")]
+    for trial in trials:
+        names += [n for n in trial.hyperparameters.values if n not in names and not n.startswith("tuner/")]
     rows = []
-    for trial in oracle.trials.values():
-        values = trial.hyperparameters.values
+    for trial in trials:
         metrics = trial.metrics
-        status = str(trial.status).lower()
-        if status == "completed" and metrics.exists("pruned") and metrics.get_last_value("pruned"):
-            status = "pruned"
-        rows.append({
-            "trial_id": trial.trial_id,
-            "status": status,
-            "score": trial.score,
-            "epochs": int(metrics.get_last_value("epochs_run")) if metrics.exists("epochs_run") else None,
-            **{name: values.get(name) for name in names},
-        })
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": _status(trial),
+                               "score": trial.score if trial.score is not None else math.nan}
+        for fact in FACT_COLUMNS:
+            row[fact] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
+        values = trial.hyperparameters.values
+        for name in names:
+            row[name] = values.get(name)
+        for name in sorted(metrics.metrics):
+            if name not in (*FACT_COLUMNS, "pruned"):
+                row[f"best/{name}"] = metrics.get_last_value(name)
+        if trial.message:
+            row["message"] = str(trial.message).strip().splitlines()[-1]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["trial_id", "status", "score", *FACT_COLUMNS, *names])
+    for fact in FACT_COLUMNS:
+        frame[fact] = frame[fact].astype("Int64") if frame[fact].notna().all() else frame[fact]
+    frame = frame.sort_values("score", ascending=direction != "max", na_position="last", kind="stable")
+    frame.attrs["objective"] = objective
+    frame.attrs["direction"] = direction
+    return frame.reset_index(drop=True)
 
-    def key(row: dict[str, Any]) -> tuple[int, float]:
-        s = row["score"]
-        if s is None or (isinstance(s, float) and math.isnan(s)):
-            return (1, 0.0)
-        return (0, -s if direction == "max" else s)
 
-    return sorted(rows, key=key)
+def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
+    """Records what `load_results` needs to rank trials without a tuner."""
+    from ktplus.training._pruning import atomic_write_json
+
+    name = getattr(objective, "name", None)
+    atomic_write_json(os.path.join(project_dir, META_FILE), {
+        "objective": name, "direction": getattr(objective, "direction", "min"), "tuner": tuner})
+
+
+def _find_project(directory: str) -> str:
+    if os.path.isfile(os.path.join(directory, "oracle.json")):
+        return directory
+    candidates = [os.path.join(directory, d) for d in sorted(os.listdir(directory))
+                  if os.path.isfile(os.path.join(directory, d, "oracle.json"))]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise invalid("directory", directory,
+                  "a search's project directory (the one holding oracle.json and trial_*/)"
+                  + (f"; it holds several: {', '.join(map(os.path.basename, candidates))}"
+                     if candidates else ""))
+
+
+def load_results(directory: str | os.PathLike) -> Any:
+    """Loads a finished or running search's trials as a pandas DataFrame.
+
+    Args:
+        directory: The project directory (``<directory>/<project_name>``), or
+            a directory holding exactly one project.
+
+    Returns:
+        A DataFrame with one row per trial (see the module docstring); its
+        ``attrs`` hold the objective's name and direction.
+
+    Example:
+
+    >>> import ktplus
+    >>> ktplus.load_results("runs/digits")  # doctest: +SKIP
+    """
+    from keras_tuner.src.engine import trial as trial_module
+    from keras_tuner.src.engine.hyperparameters import HyperParameters
+
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise invalid("directory", directory, "an existing search directory")
+    project = _find_project(directory)
+    trials = []
+    for name in sorted(os.listdir(project)):
+        path = os.path.join(project, name, "trial.json")
+        if name.startswith("trial_") and os.path.isfile(path):
+            try:
+                trials.append(trial_module.Trial.load(path))
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"Unreadable trial file {path}: {e}") from None
+    objective, direction = None, "min"
+    try:
+        with open(os.path.join(project, META_FILE)) as f:
+            meta = json.load(f)
+        objective, direction = meta.get("objective"), meta.get("direction", "min")
+    except (OSError, ValueError):
+        for t in trials:  # a plain keras-tuner search: infer from the metrics
+            for name, tracker in t.metrics.metrics.items():
+                if t.score is not None and tracker.direction and t.metrics.get_best_value(name) == t.score:
+                    objective, direction = name, tracker.direction
+                    break
+            if objective:
+                break
+    names: list[str] = []
+    try:
+        with open(os.path.join(project, "oracle.json")) as f:
+            space = HyperParameters.from_config(json.load(f)["hyperparameters"])
+        names = list(dict.fromkeys(hp.name for hp in space.space))
+    except (OSError, ValueError, KeyError):
+        pass
+    return results_frame(trials, objective, direction, names)
 
 
 def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return "-" if value is None else str(value)
+    return str(value)
 
 
-def format_table(rows: list[dict[str, Any]], top: int | None = None) -> str:
-    """A plain-text table with one row per trial and a column per key."""
-    rows = rows[:top] if top else rows
-    if not rows:
-        return "(no trials)"
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+def leaderboard(frame: Any, top: int | None = None) -> Any:
+    """The columns a leaderboard shows: status, epochs, score and the
+    hyperparameters."""
+    columns = [c for c in frame.columns if not c.startswith("best/") and c not in ("message", "best_epoch",
+                                                                                     "pruned_epoch")]
+    frame = frame[columns]
+    return frame.head(top) if top else frame
+
+
+def format_table(frame: Any, top: int | None = None) -> str:
+    """A plain-text leaderboard table."""
+    frame = leaderboard(frame, top)
+    if frame.empty:
+        return "(no trials yet)"
+    columns = [str(c) for c in frame.columns]
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join(lines)
+
+
+def plot(frame: Any, path: str) -> None:
+    """Objective per trial with the best-so-far line, and the objective
+    against each tuned hyperparameter, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    objective = frame.attrs.get("objective") or "objective"
+    direction = frame.attrs.get("direction", "min")
+    scored = frame[frame["score"].notna()].copy()
+    scored["n"] = pd.to_numeric(scored["trial_id"], errors="coerce")
+    scored = scored.sort_values("n")
+    hp_columns = [c for c in frame.columns if c not in ("trial_id", "status", "score", "message", *FACT_COLUMNS)
+                  and not c.startswith("best/") and frame[c].nunique(dropna=True) > 1]
+    n = 1 + len(hp_columns)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    ax = axes[0][0]
+    ax.scatter(scored["n"], scored["score"], label=objective, color="tab:blue")
+    best = scored["score"].cummax() if direction == "max" else scored["score"].cummin()
+    ax.step(scored["n"], best, where="post", color="tab:orange", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.legend()
+    ax.set_title(f"{objective} per trial")
+    for i, column in enumerate(hp_columns, start=1):
+        ax = axes[i // cols][i % cols]
+        data = scored[scored[column].notna()]
+        values = data[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            ax.scatter(values.astype(float), data["score"])
+            if values.min() > 0 and values.max() / values.min() >= 50:
+                ax.set_xscale("log")
+        else:
+            labels = sorted(map(str, values.unique()))
+            ax.scatter([labels.index(str(v)) for v in values], data["score"])
+            ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel(column)
+        ax.set_ylabel(objective)
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

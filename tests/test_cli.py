@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from ktplus import datasets
+
+FAST = ["--trials", "2", "--epochs", "2"]
 
 
 def ktplus(*args, cwd, timeout=600):
@@ -14,37 +25,219 @@ def ktplus(*args, cwd, timeout=600):
                           text=True, timeout=timeout, cwd=cwd)
 
 
-def test_search_writes_logs_and_prints_leaderboard(tmp_path):
-    result = ktplus("search", "--trials", "2", "--epochs", "2", "--directory", "out", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "Leaderboard (2 trials" in out
-    assert "tensorboard --logdir out/digits/tensorboard" in out
-    lines = out.split("Leaderboard")[1].splitlines()
-    assert sum(1 for line in lines if line.split()[:1] in (["0"], ["1"])) == 2
-    events = list(Path(tmp_path, "out", "digits", "tensorboard").rglob("events.out.tfevents*"))
-    assert len(events) >= 2
-    assert "Traceback" not in result.stderr
-    # Running it again resumes: the finished trials are reused, not re-run.
-    again = ktplus("search", "--trials", "2", "--epochs", "2", "--directory", "out", cwd=tmp_path)
-    assert again.returncode == 0 and "Leaderboard (2 trials" in again.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["search", "--data", "mnist"], "--data"),
-        (["search", "--trials", "0"], "--trials"),
-        (["search", "--family", "transformer"], "--family"),
-        (["search", "--data", "wine", "--family", "conv"], "--family conv"),
-        (["search", "--validation-split", "1.5"], "--validation-split"),
-        (["frobnicate"], "frobnicate"),
-    ],
-)
-def test_bad_input_is_one_line_and_nonzero(args, needle, tmp_path):
-    result = ktplus(*args, cwd=tmp_path, timeout=120)
-    assert result.returncode != 0
+def one_line_error(result, needle):
+    assert result.returncode not in (0, None), result.stdout
     err = result.stderr.strip()
     assert len(err.splitlines()) == 1, err
-    assert needle in err and "Traceback" not in err
-    assert not any(tmp_path.iterdir())  # nothing written before the error
+    assert "Traceback" not in err and needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def digits_search(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    result = ktplus("search", *FAST, "--directory", "out", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd, result
+
+
+def test_search_writes_logs_and_prints_progress_and_leaderboard(digits_search):
+    cwd, result = digits_search
+    out = result.stdout
+    assert "trial 1/2" in out and "trial 2/2" in out and "elapsed" in out
+    assert "Leaderboard (2 trials" in out
+    assert "tensorboard --logdir out/digits/tensorboard" in out
+    assert "Search: Running Trial" not in out  # keras-tuner's wall of text is off
+    board = out.split("Leaderboard")[1].splitlines()
+    assert sum(1 for line in board if line.split()[:1] in (["0"], ["1"])) == 2
+    events = list(Path(cwd, "out", "digits", "tensorboard").rglob("events.out.tfevents*"))
+    assert len(events) >= 4
+    assert "Traceback" not in result.stderr
+
+
+def test_running_again_resumes(digits_search):
+    cwd, _ = digits_search
+    trial = Path(cwd, "out", "digits", "trial_0", "trial.json")
+    before = trial.read_bytes()
+    again = ktplus("search", *FAST, "--directory", "out", cwd=cwd)
+    assert again.returncode == 0, again.stderr
+    assert "Leaderboard (2 trials" in again.stdout and "trial 1/2" not in again.stdout
+    assert trial.read_bytes() == before
+    more = ktplus("search", "--trials", "3", "--epochs", "2", "--directory", "out", cwd=cwd)
+    assert more.returncode == 0, more.stderr
+    assert "trial 3/3" in more.stdout and "Leaderboard (3 trials" in more.stdout
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_report_formats(digits_search, fmt):
+    cwd, _ = digits_search
+    result = ktplus("report", "out/digits", "--format", fmt, "--top", "2", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    if fmt == "csv":
+        rows = list(pd.read_csv(pd.io.common.StringIO(result.stdout)).itertuples())
+        assert len(rows) == 2 and {"status", "score", "epochs_run", "layers"} <= set(rows[0]._fields)
+    elif fmt == "json":
+        rows = json.loads(result.stdout)
+        assert len(rows) == 2 and rows[0]["score"] >= rows[1]["score"]
+        assert rows[0]["status"] in ("completed", "pruned")
+    else:
+        assert "objective val_accuracy (max)" in result.stdout and "score" in result.stdout
+
+
+def test_report_plot(digits_search):
+    cwd, _ = digits_search
+    result = ktplus("report", "out/digits", "--plot", "plot.png", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    png = Path(cwd, "plot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_tensorboard_command_serves_the_logs(digits_search):
+    cwd, _ = digits_search
+    proc = subprocess.Popen([sys.executable, "-m", "ktplus.cli", "tensorboard", "out/digits"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line
+        url = line.split(" at ")[1].split()[0]
+        deadline = time.monotonic() + 60
+        runs = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "data/runs", timeout=5) as r:
+                    runs = json.loads(r.read())
+                if runs:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert runs and "trial_0" in runs
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_npz_images_with_conv_and_hyperband(tmp_path):
+    data = datasets.load("digits")
+    np.savez(tmp_path / "imgs.npz", x=data.x[:300].reshape(-1, 8, 8, 1), y=data.y[:300])
+    result = ktplus("search", "--data", "imgs.npz", "--family", "conv", "--tuner", "hyperband",
+                    "--epochs", "2", "--lr-decay", "cosine", "--directory", "o", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "search of conv models on imgs" in result.stdout and "Leaderboard" in result.stdout
+
+
+def test_csv_with_categorical_target_auto_family_and_options(tmp_path):
+    wine = datasets.load("wine")
+    frame = pd.DataFrame(wine.x, columns=[f"f{i}" for i in range(wine.x.shape[1])])
+    frame["kind"] = np.array(["red", "white", "rose"])[wine.y]
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    result = ktplus("search", "--data", "wine.csv", "--target", "kind", "--family", "auto", "--tuner",
+                    "bayesian", *FAST, "--regularizer", "l2,none", "--pruning", "none",
+                    "--early-stopping", "0", "--directory", "o", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "search of dense models on wine" in result.stdout
+    report = ktplus("report", "o/wine", "--format", "json", cwd=tmp_path)
+    rows = json.loads(report.stdout)
+    assert {r["regularizer"] for r in rows} <= {"l2", "none"}
+
+
+def test_csv_regression_target(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame["price"] = x @ [1.5, -2.0, 0.5] + rng.normal(scale=0.1, size=120)
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    result = ktplus("search", "--data", "prices.csv", "--target", "price", *FAST, "--directory", "o",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "objective val_loss" in result.stdout
+
+
+def test_verbose_shows_keras_tuner_output(tmp_path):
+    result = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "-v", "--directory", "o",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Running Trial" in result.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    args = [sys.executable, "-m", "ktplus.cli", "search", "--data", "iris", "--trials", "4", "--epochs", "30",
+            "--early-stopping", "0", "--pruning", "none", "--directory", "o"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    while line and "trial 1/4" not in line:
+        line = proc.stdout.readline()
+    assert "trial 1/4" in line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "Leaderboard (4 trials" in again.stdout
+    statuses = json.loads(ktplus("report", "o/iris", "--format", "json", cwd=tmp_path).stdout)
+    assert sorted(r["status"] for r in statuses) == ["completed"] * 4
+
+
+def _write_bad_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=10), "y": [0, 1] * 5}).to_csv(tmp_path / "ok.csv", index=False)
+    pd.DataFrame({"a": rng.normal(size=10), "color": ["r", "g"] * 5, "y": [0, 1] * 5}).to_csv(
+        tmp_path / "text.csv", index=False)
+    nan = pd.DataFrame({"a": rng.normal(size=10), "y": [0, 1] * 5})
+    nan.loc[3, "a"] = np.nan
+    nan.to_csv(tmp_path / "nan.csv", index=False)
+    np.savez(tmp_path / "mismatch.npz", x=rng.normal(size=(10, 3)), y=np.zeros(9))
+    np.savez(tmp_path / "inf.npz", x=np.array([[1.0, np.inf]] * 10), y=np.array([0, 1] * 5))
+    np.savez(tmp_path / "nox.npz", features=rng.normal(size=(10, 3)), y=np.zeros(10))
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
+    (tmp_path / "data.txt").write_text("1,2\n")
+
+
+BAD = [
+    (["search", "--data", "mnist"], "unknown dataset 'mnist'"),
+    (["search", "--data", "missing.csv", "--target", "y"], "no such file"),
+    (["search", "--data", "garbage.npz"], "cannot read"),
+    (["search", "--data", "data.txt"], "unsupported file type"),
+    (["search", "--data", "ok.csv"], "needs --target"),
+    (["search", "--data", "ok.csv", "--target", "label"], "no column 'label'"),
+    (["search", "--data", "text.csv", "--target", "y"], "non-numeric feature columns: color"),
+    (["search", "--data", "nan.csv", "--target", "y"], "NaN or inf"),
+    (["search", "--data", "inf.npz"], "NaN or inf"),
+    (["search", "--data", "mismatch.npz"], "x has 10 rows but y has 9"),
+    (["search", "--data", "nox.npz"], "no array 'x'"),
+    (["search", "--trials", "0"], "--trials"),
+    (["search", "--family", "transformer"], "--family"),
+    (["search", "--tuner", "annealing"], "--tuner"),
+    (["search", "--lr-decay", "linear"], "--lr-decay"),
+    (["search", "--regularizer", "l3"], "--regularizer"),
+    (["search", "--data", "wine", "--family", "conv"], "--family conv"),
+    (["search", "--validation-split", "1.5"], "--validation-split"),
+    (["search", "--early-stopping", "-1"], "--early-stopping"),
+    (["report", "nowhere"], "nowhere"),
+    (["report", "."], "project directory"),
+    (["tensorboard", "nowhere"], "nowhere"),
+    (["frobnicate"], "frobnicate"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD, ids=[f"{i}-{b[1][:20]}" for i, b in enumerate(BAD)])
+def test_bad_input_is_one_line_and_nonzero(args, needle, tmp_path):
+    _write_bad_inputs(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    result = ktplus(*args, cwd=tmp_path, timeout=120)
+    one_line_error(result, needle)
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written before the error
+
+
+def test_a_directory_with_another_search_space_is_refused(tmp_path):
+    first = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    trial = (tmp_path / "o" / "iris" / "trial_0" / "trial.json").read_bytes()
+    other = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o",
+                   "--regularizer", "l2,none", cwd=tmp_path)
+    one_line_error(other, "different search space")
+    tuner = ktplus("search", "--data", "iris", "--tuner", "grid", "--trials", "1", "--directory", "o",
+                   cwd=tmp_path)
+    one_line_error(tuner, "holds a RandomSearch search")
+    assert (tmp_path / "o" / "iris" / "trial_0" / "trial.json").read_bytes() == trial

@@ -15,21 +15,13 @@ from typing import Any
 
 import keras_tuner
 
+from ktplus._errors import invalid  # noqa: F401 (re-exported)
+
 #: The string a ``None`` choice is stored as in keras-tuner, which does not
 #: allow ``None`` hyperparameter values.
 NONE = "none"
 
 
-def _fmt(value: Any) -> str:
-    return repr(value)
-
-
-def invalid(arg: str, value: Any, expected: str) -> ValueError:
-    """The one error message format for bad arguments."""
-    return ValueError(
-        f"Invalid value for argument `{arg}`: expected {expected}. "
-        f"Received: {arg}={_fmt(value)}"
-    )
 
 
 @dataclass(frozen=True)

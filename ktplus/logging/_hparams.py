@@ -93,7 +93,7 @@ def session_hparams(hp: keras_tuner.HyperParameters, status: str) -> dict[str, A
     """A trial's active hyperparameter values (Hyperband's bookkeeping
     ``tuner/*`` values left out) plus its status, typed as the experiment
     config declares them."""
-    types = {}
+    types: dict[str, int] = {}
     for h in hp.space:
         types.setdefault(h.name, hparam_info(h).type)
     values = {}

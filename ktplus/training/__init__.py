@@ -1,9 +1,13 @@
 """Training helpers used by the ktplus tuners: learning-rate decay, early
 stopping, pruning, the NaN guard and the fast data path."""
 
-from ktplus.training._callbacks import NaNGuard, NonFiniteLoss, make_early_stopping, parse_early_stopping
-from ktplus.training._data import DataCache, uses_batch_hooks
-from ktplus.training._pruning import (
+from ktplus._quiet import import_quietly
+
+import_quietly()
+
+from ktplus.training._callbacks import NaNGuard, NonFiniteLoss, make_early_stopping, parse_early_stopping  # noqa: E402
+from ktplus.training._data import DataCache, uses_batch_hooks  # noqa: E402
+from ktplus.training._pruning import (  # noqa: E402
     CurveStore,
     MedianPruner,
     PercentilePruner,
@@ -13,7 +17,7 @@ from ktplus.training._pruning import (
     atomic_write_json,
     parse_pruning,
 )
-from ktplus.training._schedules import LearningRateDecay, LRDecay, parse_lr_decay
+from ktplus.training._schedules import LearningRateDecay, LRDecay, parse_lr_decay  # noqa: E402
 
 __all__ = [
     "CurveStore",

@@ -1,9 +1,13 @@
 """ktplus tuners: keras-tuner's four tuners with ktplus's options."""
 
-from ktplus.tuners._bayesian_optimization import BayesianOptimization
-from ktplus.tuners._grid_search import GridSearch
-from ktplus.tuners._hyperband import Hyperband
-from ktplus.tuners._mixin import TunerOptionsMixin
-from ktplus.tuners._random_search import RandomSearch
+from ktplus._quiet import import_quietly
+
+import_quietly()
+
+from ktplus.tuners._bayesian_optimization import BayesianOptimization  # noqa: E402
+from ktplus.tuners._grid_search import GridSearch  # noqa: E402
+from ktplus.tuners._hyperband import Hyperband  # noqa: E402
+from ktplus.tuners._mixin import TunerOptionsMixin  # noqa: E402
+from ktplus.tuners._random_search import RandomSearch  # noqa: E402
 
 __all__ = ["BayesianOptimization", "GridSearch", "Hyperband", "RandomSearch", "TunerOptionsMixin"]

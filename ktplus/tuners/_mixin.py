@@ -20,6 +20,7 @@ from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._knobs import invalid
 from ktplus.logging import SearchLogger, TrialLogger, trial_run_dir
 from ktplus.logging._hparams import session_hparams
+from ktplus.results import results_frame, write_meta
 from ktplus.training import _schedules
 from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
 from ktplus.training._checkpoint import DeferredSaveBestEpoch
@@ -156,7 +157,20 @@ class TunerOptionsMixin:
                     if self.tensorboard_dir else None)
         self._data = DataCache()
         self._executions: dict[str, list[_Execution]] = {}
+        write_meta(self.project_dir, self.oracle.objective, type(self).__name__)
         self._next_steps_per_execution = 1
+
+    def results(self) -> Any:
+        """The trials of this search as a pandas DataFrame, best first.
+
+        Returns:
+            One row per trial: ``trial_id``, ``status`` (completed, pruned,
+            failed, ...), ``score``, ``epochs_run``, ``best_epoch``, the
+            hyperparameters and ``best/<metric>`` columns.
+        """
+        space = [hp.name for hp in self.oracle.get_space().space]
+        return results_frame(self.oracle.trials.values(), self.oracle.objective.name,
+                             self.oracle.objective.direction, space)
 
     # -- keras-tuner hooks --------------------------------------------------
 
