@@ -67,7 +67,7 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
 
 def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
     """Records what `load_results` needs to rank trials without a tuner."""
-    from ktplus.training._pruning import atomic_write_json
+    from ktplus.training._atomic import atomic_write_json
 
     name = getattr(objective, "name", None)
     atomic_write_json(os.path.join(project_dir, META_FILE), {
@@ -103,13 +103,17 @@ def load_results(directory: str | os.PathLike) -> Any:
     >>> import ktplus
     >>> ktplus.load_results("runs/digits")  # doctest: +SKIP
     """
-    from keras_tuner.src.engine import trial as trial_module
-    from keras_tuner.src.engine.hyperparameters import HyperParameters
-
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise invalid("directory", directory, "an existing search directory")
     project = _find_project(directory)
+
+    from ktplus._quiet import import_quietly
+
+    import_quietly()
+    from keras_tuner.src.engine import trial as trial_module
+    from keras_tuner.src.engine.hyperparameters import HyperParameters
+
     trials = []
     for name in sorted(os.listdir(project)):
         path = os.path.join(project, name, "trial.json")

@@ -134,10 +134,12 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     tags = sorted(set(metric_tags), key=_metric_order)
     state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
     state_path = os.path.join(root, EXPERIMENT_STATE)
+    existing = ([name for name in os.listdir(root) if name.endswith(EXPERIMENT_SUFFIX)]
+                if os.path.isdir(root) else [])
     try:
         with open(state_path) as f:
-            if json.load(f) == state:
-                return False
+            if json.load(f) == state and len(existing) == 1:
+                return False  # unchanged (a kill between writes leaves two: rewrite)
     except (OSError, ValueError):
         pass
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(group="", tag=t),
@@ -148,7 +150,7 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
         w.summary(hparams_summary.experiment_pb(infos, metrics), 0)
     for name in old:
         os.unlink(os.path.join(root, name))
-    from ktplus.training._pruning import atomic_write_json
+    from ktplus.training._atomic import atomic_write_json
 
     atomic_write_json(state_path, state)
     return True

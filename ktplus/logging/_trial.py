@@ -17,6 +17,10 @@ from ktplus.logging._writer import RunWriter
 OVERVIEW_RUN = "search_overview"
 
 
+def _overview_suffix(trial_id: str) -> str:
+    return f".ktplus-trial-{trial_id}"
+
+
 def trial_run_dir(root: str, trial_id: str) -> str:
     return os.path.join(root, f"trial_{trial_id}")
 
@@ -113,10 +117,17 @@ class SearchLogger:
         self.objective = objective
 
     def start_trial(self, trial_id: str) -> None:
-        """Clears what an interrupted or retried run of this trial left."""
+        """Clears what an interrupted or retried run of this trial left: its
+        run, and its point in the overview (each trial's overview point is
+        its own file, so it can be replaced without touching the others)."""
         path = trial_run_dir(self.root, trial_id)
         if os.path.isdir(path):
             shutil.rmtree(path)
+        overview = os.path.join(self.root, OVERVIEW_RUN)
+        if os.path.isdir(overview):
+            for name in os.listdir(overview):
+                if name.endswith(_overview_suffix(trial_id)):
+                    os.unlink(os.path.join(overview, name))
 
     def end_trial(self, trial: Any, status: str, metrics: dict[str, float], start: float,
                   best_so_far: float | None, space: Any) -> None:
@@ -131,7 +142,8 @@ class SearchLogger:
         except ValueError:
             step = 0
         if status != "failed" and score is not None and math.isfinite(score):
-            with RunWriter(os.path.join(self.root, OVERVIEW_RUN), filename_suffix=".ktplus") as w:
+            with RunWriter(os.path.join(self.root, OVERVIEW_RUN),
+                           filename_suffix=_overview_suffix(trial.trial_id)) as w:
                 w.scalar("objective", score, step)
                 if best_so_far is not None:
                     w.scalar("best_so_far", best_so_far, step)

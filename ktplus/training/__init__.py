@@ -5,6 +5,7 @@ from ktplus._quiet import import_quietly
 
 import_quietly()
 
+from ktplus.training._atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from ktplus.training._callbacks import NaNGuard, NonFiniteLoss, make_early_stopping, parse_early_stopping  # noqa: E402
 from ktplus.training._data import DataCache, uses_batch_hooks  # noqa: E402
 from ktplus.training._pruning import (  # noqa: E402
@@ -14,7 +15,6 @@ from ktplus.training._pruning import (  # noqa: E402
     Pruner,
     PruningCallback,
     ThresholdPruner,
-    atomic_write_json,
     parse_pruning,
 )
 from ktplus.training._schedules import LearningRateDecay, LRDecay, parse_lr_decay  # noqa: E402
@@ -32,6 +32,7 @@ __all__ = [
     "PruningCallback",
     "ThresholdPruner",
     "atomic_write_json",
+    "atomic_write_text",
     "make_early_stopping",
     "parse_early_stopping",
     "parse_lr_decay",

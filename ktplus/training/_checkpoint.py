@@ -1,35 +1,57 @@
-"""Best-epoch checkpoint kept in memory and written once per execution.
+"""Best-epoch checkpoints that are written atomically, and by default once.
 
 keras-tuner's ``SaveBestEpoch`` writes the weights file at every improving
-epoch. An interrupted trial restarts from epoch 0 anyway, so those mid-trial
-writes buy nothing; on small models they cost more than the epochs. This
-callback keeps the best epoch's weights in memory and writes the same file
-once, when training ends (pruned and early-stopped trials included).
+epoch, in place: a kill during a write leaves a truncated file. An
+interrupted trial restarts from epoch 0 anyway, so the mid-trial writes buy
+nothing, and on small models they cost more than the epochs. This callback
+keeps the best epoch's weights in memory and writes the same file once, when
+training ends (pruned and early-stopped trials included); with
+``defer=False`` it writes at each improving epoch like keras-tuner. Either
+way the file is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
 
-class DeferredSaveBestEpoch(SaveBestEpoch):
-    """`SaveBestEpoch` that writes the best weights once, at train end.
+class AtomicSaveBestEpoch(SaveBestEpoch):
+    """`SaveBestEpoch` with atomic writes, by default once at train end.
 
     Args:
         original: keras-tuner's callback for this trial; its ``best_value``
             is continued and updated (it is shared by a trial's executions).
+        defer: Keep the best weights in memory and write them at train end.
     """
 
-    def __init__(self, original: SaveBestEpoch) -> None:
+    def __init__(self, original: SaveBestEpoch, defer: bool = True) -> None:
         super().__init__(original.objective, original.filepath)
         self.original = original
+        self.defer = defer
         self.best_value = original.best_value
         self._best_weights: list[Any] | None = None
 
     def _save_model(self) -> None:
-        self._best_weights = self.model.get_weights()
+        if self.defer:
+            self._best_weights = self.model.get_weights()
+        else:
+            self._write()
+
+    def _write(self) -> None:
+        final: str = self.original.filepath
+        directory, name = os.path.split(final)
+        # Keras needs the ".weights.h5" ending; the rename makes the write atomic.
+        self.filepath = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+        try:
+            super()._save_model()
+            os.replace(self.filepath, final)
+        finally:
+            if os.path.exists(self.filepath):
+                os.unlink(self.filepath)
+            self.filepath = final
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.original.best_value = self.best_value
@@ -38,7 +60,7 @@ class DeferredSaveBestEpoch(SaveBestEpoch):
         current = self.model.get_weights()
         self.model.set_weights(self._best_weights)
         try:
-            super()._save_model()
+            self._write()
         finally:
             self.model.set_weights(current)
             self._best_weights = None

@@ -23,9 +23,10 @@ from ktplus.logging._hparams import session_hparams
 from ktplus.results import results_frame, write_meta
 from ktplus.training import _schedules
 from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
-from ktplus.training._checkpoint import DeferredSaveBestEpoch
+from ktplus.training._checkpoint import AtomicSaveBestEpoch
 from ktplus.training._data import MAX_STEPS_PER_EXECUTION, DataCache, uses_batch_hooks
 from ktplus.training._pruning import CurveStore, PruningCallback, parse_pruning
+from ktplus.tuners._validate import validate_search_inputs
 
 FAST_PARTS = ("data", "steps_per_execution", "trial_overhead")
 #: Callbacks keras-tuner adds itself (epoch-level only).
@@ -188,15 +189,30 @@ class TunerOptionsMixin:
         the collections keras-tuner runs before every build then cost
         milliseconds instead of ~0.3 s.
         """
+        validate_search_inputs(self, fit_args, fit_kwargs)
         freeze = "trial_overhead" in self.fast_path and not gc.get_freeze_count()
         if freeze:
             gc.collect()
             gc.freeze()
         try:
             super().search(*fit_args, **fit_kwargs)  # type: ignore[misc]
+        except RuntimeError as e:
+            if "consecutive failures" not in str(e):
+                raise
+            raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
         finally:
             if freeze:
                 gc.unfreeze()
+
+    def _failure_report(self, headline: str) -> str:
+        """keras-tuner's "too many consecutive failures", with every failed
+        trial and its reason."""
+        failed = [t for t in self.oracle.trials.values() if str(t.status) in ("FAILED", "INVALID")]
+        lines = [f"{headline} The search stopped; failed trials:"]
+        for t in failed:
+            reason = (t.message or "no message").strip().splitlines()
+            lines.append(f"  trial {t.trial_id}: {reason[-1] if reason else 'no message'}")
+        return "\n".join(lines)
 
     def on_search_end(self) -> None:
         super().on_search_end()  # type: ignore[misc]
@@ -347,7 +363,7 @@ class TunerOptionsMixin:
         ours.append(NaNGuard(["loss", *self._objective_names()]))
         executions.append(_Execution(curves, logger))
         defer = "trial_overhead" in self.fast_path
-        theirs = [DeferredSaveBestEpoch(c) if defer and isinstance(c, SaveBestEpoch) else c
+        theirs = [AtomicSaveBestEpoch(c, defer=defer) if isinstance(c, SaveBestEpoch) else c
                   for c in kwargs.get("callbacks", [])]
         kwargs["callbacks"] = [*ours, *theirs]
         return super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]

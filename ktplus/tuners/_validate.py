@@ -1,0 +1,124 @@
+"""Fail fast: check what ``search()`` is given before any trial starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from keras_tuner.src.engine import objective as objective_module
+
+from ktplus.hypermodels._base import BaseHyperModel
+
+
+def _array(a: Any) -> np.ndarray | None:
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "shape") and hasattr(a, "dtype") and not hasattr(a, "element_spec"):
+        try:
+            return np.asarray(a)
+        except Exception:
+            return None
+    return None
+
+
+def _check_finite(name: str, a: np.ndarray) -> None:
+    if a.dtype.kind in "fc":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            row = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
+            raise ValueError(f"search(): `{name}` contains NaN or inf ({int(bad.sum())} values, first in "
+                             f"sample {row}). Clean or impute the data before searching.")
+
+
+def _check_pair(xname: str, x: np.ndarray, yname: str, y: np.ndarray) -> None:
+    if len(x) != len(y):
+        raise ValueError(f"search(): `{xname}` has {len(x)} samples but `{yname}` has {len(y)}; "
+                         "they must have one entry per sample.")
+
+
+def _check_against_hypermodel(hm: BaseHyperModel, x: np.ndarray, y: np.ndarray, where: str) -> None:
+    if tuple(x.shape[1:]) != tuple(hm.input_shape):
+        raise ValueError(f"search(): the samples of `{where}x` have shape {tuple(x.shape[1:])} but the "
+                         f"hypermodel's input_shape is {hm.input_shape}; reshape the data or build the "
+                         "hypermodel with the data's shape.")
+    if hm.task == "regression":
+        shape = tuple(y.shape[1:])
+        if shape not in ((hm.num_outputs,), ()) or (shape == () and hm.num_outputs != 1):
+            raise ValueError(f"search(): `{where}y` has targets of shape {shape} but the hypermodel has "
+                             f"num_outputs={hm.num_outputs}.")
+        return
+    if hm.loss is not None or hm.num_classes is None:
+        return  # a custom loss may take other label formats
+    labels = y.reshape(len(y), -1)
+    if labels.shape[1] != 1:
+        raise ValueError(f"search(): `{where}y` must hold one integer class label per sample (0 to "
+                         f"{hm.num_classes - 1}), got shape {y.shape}; one-hot labels need "
+                         "loss='categorical_crossentropy'.")
+    if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0)):
+        raise ValueError(f"search(): `{where}y` must hold integer class labels 0 to "
+                         f"{hm.num_classes - 1}, got dtype {y.dtype}.")
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= hm.num_classes:
+        raise ValueError(f"search(): `{where}y` has labels from {lo:g} to {hi:g} but num_classes="
+                         f"{hm.num_classes} allows 0 to {hm.num_classes - 1}.")
+
+
+def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
+    """Raises one clear ValueError for data or an objective that cannot work."""
+    x = _array(args[0] if args else kwargs.get("x"))
+    y = _array(args[1] if len(args) > 1 else kwargs.get("y"))
+    val = kwargs.get("validation_data")
+    xv = yv = None
+    if isinstance(val, (tuple, list)) and len(val) >= 2:
+        xv, yv = _array(val[0]), _array(val[1])
+    hm = tuner.hypermodel
+    if x is not None and y is not None:
+        _check_pair("x", x, "y", y)
+        _check_finite("x", x)
+        _check_finite("y", y)
+        if isinstance(hm, BaseHyperModel):
+            _check_against_hypermodel(hm, x, y, "")
+    if xv is not None and yv is not None:
+        _check_pair("validation_data[0]", xv, "validation_data[1]", yv)
+        _check_finite("validation_data[0]", xv)
+        _check_finite("validation_data[1]", yv)
+        if isinstance(hm, BaseHyperModel):
+            _check_against_hypermodel(hm, xv, yv, "validation ")
+
+    obj = tuner.oracle.objective
+    if isinstance(obj, objective_module.DefaultObjective):
+        return
+    names = [o.name for o in obj.objectives] if isinstance(obj, objective_module.MultiObjective) else [obj.name]
+    has_validation = val is not None or bool(kwargs.get("validation_split"))
+    for name in names:
+        if name.startswith("val_") and not has_validation:
+            raise ValueError(f"search(): the objective {name!r} is measured on validation data, but none "
+                             "was given: pass validation_data=(x_val, y_val) or validation_split=0.2, or "
+                             f"use the objective {name[4:]!r}.")
+    if x is None or y is None or len(x) == 0:
+        return
+    _check_metrics(tuner, x, y, names)
+
+
+def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:
+    """Builds the default model once and evaluates it on two samples: the
+    data must fit the model, and the objective must be one of its metrics."""
+    import keras
+
+    hp = tuner.oracle.get_space()
+    try:
+        model = tuner.hypermodel.build(hp)
+        logs = model.evaluate(x[:2], y[:2], verbose=0, return_dict=True)
+    except Exception as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"search(): the data does not fit the model built with the default "
+                         f"hyperparameters: {type(e).__name__}: {message}") from e
+    finally:
+        keras.backend.clear_session(free_memory=False)
+    available = sorted(logs)
+    for name in names:
+        base = name[4:] if name.startswith("val_") else name
+        if base not in logs:
+            raise ValueError(f"search(): the objective {name!r} is not among the model's metrics "
+                             f"({', '.join(available)}); compile the metric (ktplus hypermodels: "
+                             f"metrics=[...]) or pick one of those (with 'val_' for validation).")

@@ -1,0 +1,90 @@
+"""SIGKILL the search at several points, run the same code again: it
+finishes with exactly max_trials trials, the finished ones untouched, the
+interrupted one run again, TensorBoard without duplicates, the best model
+loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ktplus
+
+CHILD = Path(__file__).with_name("child.py")
+
+
+def run_child(directory, mode="none", at=1):
+    env = {**os.environ, "KILL_MODE": mode, "KILL_AT": str(at)}
+    return subprocess.run([sys.executable, str(CHILD), str(directory)], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=Path(__file__).resolve().parents[2])
+
+
+def finished_trials(project: Path) -> dict[str, bytes]:
+    out = {}
+    for path in sorted(project.glob("trial_*/trial.json")):
+        try:
+            state = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if state["status"] == "COMPLETED":
+            out[state["trial_id"]] = path.read_bytes()
+    return out
+
+
+def tensorboard_files(project: Path, trial_ids) -> dict[str, bytes]:
+    files = {}
+    for tid in trial_ids:
+        for f in (project / "tensorboard" / f"trial_{tid}").rglob("*"):
+            if f.is_file():
+                files[str(f)] = f.read_bytes()
+    return files
+
+
+def count_tags(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    steps = []
+    for f in sorted(run_dir.glob("events.out.tfevents*")):
+        for event in EventFileLoader(str(f)).Load():
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return steps
+
+
+@pytest.mark.parametrize(("mode", "at"), [
+    ("epoch", 5),        # mid-trial: the 2nd epoch of the 2nd trial
+    ("checkpoint", 2),   # while the 2nd trial's weights file is half written
+    ("json", 3),         # inside a trial.json write, after the data, before the rename
+    ("between", 2),      # after the 2nd trial ended, before the 3rd
+])
+def test_kill_and_resume(mode, at, tmp_path):
+    killed = run_child(tmp_path, mode, at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    project = tmp_path / "p"
+    before = finished_trials(project)
+    tb_before = tensorboard_files(project, before)
+    assert before or mode != "between"
+
+    resumed = run_child(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "best model loaded" in resumed.stdout and "trials 4" in resumed.stdout
+
+    after = finished_trials(project)
+    assert sorted(after) == ["0", "1", "2", "3"]
+    for tid, content in before.items():  # finished trials untouched
+        assert after[tid] == content
+    for path, content in tb_before.items():
+        assert Path(path).read_bytes() == content
+    frame = ktplus.load_results(project)
+    assert len(frame) == 4 and frame["trial_id"].is_unique
+    assert set(frame["status"]) <= {"completed", "pruned"}
+    tb = project / "tensorboard"
+    for tid in after:
+        assert count_tags(tb / f"trial_{tid}", "_hparams_/session_start_info") == [0]
+    overview = count_tags(tb / "search_overview", "objective")
+    assert sorted(overview) == [0, 1, 2, 3]  # one point per trial, none duplicated
