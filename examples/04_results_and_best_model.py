@@ -27,7 +27,7 @@ def main() -> float:
 
     # Any time later, even while the search runs, from another process:
     results = ktplus.load_results(os.path.join(root, "iris"))
-    print(results[["trial_id", "status", "score", "epochs_run", "layers", "learning_rate"]])
+    print(results[["trial_id", "status", "score", "epochs", "layers", "learning_rate"]])
 
     # The best model, rebuilt from its hyperparameters and trained further on
     # train + validation data.

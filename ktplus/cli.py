@@ -35,6 +35,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _patience(text: str) -> int:
+    """--early-stopping: a patience, or on/off words (on: patience 5)."""
+    words = {"true": 5, "on": 5, "yes": 5, "false": 0, "off": 0, "no": 0, "none": 0}
+    if text.strip().lower() in words:
+        return words[text.strip().lower()]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a patience in epochs (>= 0) or on/off, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a patience in epochs (>= 0) or on/off, got {text!r}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -84,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default: 10)")
     s.add_argument("--lr-decay", default="none", choices=LR_DECAY_CHOICES,
                    help="learning-rate schedule (default: none)")
-    s.add_argument("--early-stopping", type=_non_negative_int, default=5, metavar="PATIENCE",
-                   help="early-stopping patience in epochs, 0 to disable (default: 5)")
+    s.add_argument("--early-stopping", type=_patience, default=5, metavar="PATIENCE",
+                   help="early-stopping patience in epochs, 0 or off to disable (default: 5)")
     s.add_argument("--pruning", default="median", choices=("median", "percentile", "none"),
                    help="pruning rule for hopeless trials (default: median)")
     s.add_argument("--regularizer", type=_regularizer, default=["none"],
@@ -96,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--validation-split", type=_fraction, default=0.2,
                    help="fraction held out for validation (default: 0.2)")
     s.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    s.add_argument("--workers", type=_non_negative_int, default=0,
+                   help="run keras-tuner's distributed search: a local chief and N worker processes on "
+                        "127.0.0.1 (default: 0, one process)")
+    s.add_argument("--role", choices=("chief", "worker"),
+                   help="this process's part in a multi-host search (with KERASTUNER_* variables)")
     s.add_argument("-v", "--verbose", action="store_true", help="keras-tuner's and Keras' own output")
     r = sub.add_parser("report", help="the leaderboard of a finished or running search")
     r.add_argument("dir", help="the search's project directory, e.g. runs/digits")
@@ -324,7 +343,7 @@ def run_search(args: argparse.Namespace) -> int:
     project_dir = os.path.join(args.directory, project)
     tuner_cls = {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
                  "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[args.tuner]
-    if not args.overwrite:
+    if not args.overwrite and args.role != "worker":
         _check_same_space(project_dir, hypermodel, tuner_cls.__name__, args.lr_decay)
     objective = "val_accuracy" if data.task == "classification" else "val_loss"
     budget = {"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials}
@@ -333,7 +352,7 @@ def run_search(args: argparse.Namespace) -> int:
         total = _hyperband_total(tuner.oracle) if args.tuner == "hyperband" else args.trials
         return Progress(total, objective)
 
-    cls = tuner_cls if args.verbose else _with_progress(tuner_cls, progress_factory)
+    cls = tuner_cls if args.verbose or args.role else _with_progress(tuner_cls, progress_factory)
     keras.utils.set_random_seed(args.seed)
     tuner = cls(
         hypermodel,
@@ -347,8 +366,9 @@ def run_search(args: argparse.Namespace) -> int:
         pruning=None if args.pruning == "none" else args.pruning,
         **budget,
     )
-    print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({len(x_train)} train / "
-          f"{len(x_val)} validation samples), objective {objective}; logs in {project_dir}", flush=True)
+    if not args.role:
+        print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({len(x_train)} train / "
+              f"{len(x_val)} validation samples), objective {objective}; logs in {project_dir}", flush=True)
     start = time.time()
     search_kwargs = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
     try:
@@ -359,10 +379,135 @@ def run_search(args: argparse.Namespace) -> int:
         raise
     except RuntimeError as e:  # keras-tuner's "too many consecutive failures"
         raise CLIError(f"ktplus: search stopped: {str(e).splitlines()[0]}") from None
+    if args.role:
+        return 0
     frame = tuner.results()
     print(f"\nLeaderboard ({len(frame)} trials, objective {objective}, {time.time() - start:.0f} s):")
     print(format_table(frame, top=10))
     print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}")
+    return 0
+
+
+# -- distributed ----------------------------------------------------------------------------------
+
+def _child_argv(argv: Sequence[str], role: str) -> list[str]:
+    """The user's search arguments, minus --workers and --overwrite, plus the role."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers=") or arg == "--overwrite":
+            continue
+        out.append(arg)
+    return [*out, "--role", role]
+
+
+def _poll_trials(project_dir: str) -> tuple[int, list[float]]:
+    done, scores = 0, []
+    try:
+        names = os.listdir(project_dir)
+    except OSError:
+        return 0, []
+    for name in names:
+        path = os.path.join(project_dir, name, "trial.json")
+        if not name.startswith("trial_") or not os.path.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if state.get("status") in ("COMPLETED", "FAILED"):
+            done += 1
+            if state.get("status") == "COMPLETED" and state.get("score") is not None:
+                scores.append(float(state["score"]))
+    return done, scores
+
+
+def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """A local chief and ``--workers`` worker processes on 127.0.0.1, one
+    combined progress display, then the leaderboard."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    from ktplus.results import format_table, load_results
+
+    data = _load_data(args)  # fail fast, in this process, before starting anything
+    _shape_for(args.family, data)
+    project = args.project or data.name
+    project_dir = os.path.join(args.directory, project)
+    if args.overwrite and os.path.isdir(project_dir):
+        shutil.rmtree(project_dir)
+    logs = os.path.join(project_dir, "ktplus_workers")
+    os.makedirs(logs, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base_env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    procs: dict[str, Any] = {}
+    files = []
+    for tuner_id in ["chief", *(f"tuner{i}" for i in range(args.workers))]:
+        role = "chief" if tuner_id == "chief" else "worker"
+        log = open(os.path.join(logs, f"{tuner_id}.log"), "w")  # noqa: SIM115 (closed below)
+        files.append(log)
+        procs[tuner_id] = subprocess.Popen(
+            [sys.executable, "-m", "ktplus.cli", *_child_argv(argv, role)],
+            env={**base_env, "KERASTUNER_TUNER_ID": tuner_id}, stdout=log, stderr=subprocess.STDOUT)
+    objective = "val_accuracy" if data.task == "classification" else "val_loss"
+    total = None if args.tuner == "hyperband" else args.trials
+    progress = Progress(total, objective)
+    print(f"ktplus: distributed {args.tuner} search on {data.name}: a chief and {args.workers} workers on "
+          f"127.0.0.1:{port}; logs in {logs}", flush=True)
+    reported: set[str] = set()
+    last_done = -1
+    try:
+        while procs["chief"].poll() is None:
+            time.sleep(1.0)
+            done, scores = _poll_trials(project_dir)
+            if done != last_done and done > 0:
+                best = (max if objective == "val_accuracy" else min)(scores) if scores else None
+                progress.update(done, best)
+                last_done = done
+            for tuner_id, proc in procs.items():
+                if tuner_id != "chief" and proc.poll() not in (None, 0) and tuner_id not in reported:
+                    reported.add(tuner_id)
+                    print(f"\nktplus: worker {tuner_id} exited with {proc.returncode}; its trial will be "
+                          "re-queued", flush=True)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    except KeyboardInterrupt:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        for f in files:
+            f.close()
+    progress.close()
+    if procs["chief"].returncode != 0:
+        with open(os.path.join(logs, "chief.log")) as f:
+            lines = [line.strip() for line in f if line.strip().startswith("ktplus")]
+        raise CLIError(lines[-1] if lines else f"ktplus: the chief exited with {procs['chief'].returncode}; "
+                       f"see {os.path.join(logs, 'chief.log')}")
+    frame = load_results(project_dir)
+    print(f"\nLeaderboard ({len(frame)} trials, objective {objective}):")
+    print(format_table(frame, top=10))
+    print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(project_dir, 'tensorboard')}")
     return 0
 
 
@@ -437,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command == "search":
+            if args.workers and not args.role:
+                return run_distributed(args, argv)
             return run_search(args)
         if args.command == "report":
             return run_report(args)

@@ -2,7 +2,7 @@
 ``ktplus report``.
 
 One row per trial: ``trial_id``, ``status`` (completed, pruned, failed,
-invalid, running), ``score`` (the best objective value), ``epochs_run``,
+invalid, running), ``score`` (the best objective value), ``epochs`` (run),
 ``best_epoch``, ``pruned_epoch``, every hyperparameter of the space (empty
 where inactive) and every metric at the best epoch as ``best/<metric>``.
 Best first, in the objective's direction; unscored trials last.
@@ -19,7 +19,9 @@ from typing import Any
 from ktplus._errors import invalid
 
 META_FILE = "ktplus.json"
-FACT_COLUMNS = ("epochs_run", "best_epoch", "pruned_epoch")
+#: DataFrame column -> the trial metric it comes from.
+FACTS = {"epochs": "epochs_run", "best_epoch": "best_epoch", "pruned_epoch": "pruned_epoch"}
+FACT_COLUMNS = tuple(FACTS)
 
 
 def _status(trial: Any) -> str:
@@ -43,13 +45,13 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         metrics = trial.metrics
         row: dict[str, Any] = {"trial_id": trial.trial_id, "status": _status(trial),
                                "score": trial.score if trial.score is not None else math.nan}
-        for fact in FACT_COLUMNS:
-            row[fact] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
+        for column, fact in FACTS.items():
+            row[column] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
         values = trial.hyperparameters.values
         for name in names:
             row[name] = values.get(name)
         for name in sorted(metrics.metrics):
-            if name not in (*FACT_COLUMNS, "pruned"):
+            if name not in (*FACTS.values(), "pruned"):
                 row[f"best/{name}"] = metrics.get_last_value(name)
         if trial.message:
             row["message"] = str(trial.message).strip().splitlines()[-1]

@@ -75,7 +75,7 @@ def test_report_formats(digits_search, fmt):
     assert result.returncode == 0, result.stderr
     if fmt == "csv":
         rows = list(pd.read_csv(pd.io.common.StringIO(result.stdout)).itertuples())
-        assert len(rows) == 2 and {"status", "score", "epochs_run", "layers"} <= set(rows[0]._fields)
+        assert len(rows) == 2 and {"status", "score", "epochs", "layers"} <= set(rows[0]._fields)
     elif fmt == "json":
         rows = json.loads(result.stdout)
         assert len(rows) == 2 and rows[0]["score"] >= rows[1]["score"]

@@ -38,7 +38,7 @@ def tuner(tmp_path_factory):
 def test_results_frame(tuner):
     frame = tuner.results()
     assert len(frame) == len(tuner.oracle.trials) == 4
-    assert {"trial_id", "status", "score", "epochs_run", "best_epoch", "mode", "units",
+    assert {"trial_id", "status", "score", "epochs", "best_epoch", "mode", "units",
             "best/val_accuracy", "best/loss"} <= set(frame.columns)
     assert set(frame["status"]) == {"completed", "pruned", "failed"}
     scored = frame["score"].dropna().tolist()

@@ -36,11 +36,15 @@ class CurveStore:
     def path(self, trial_id: str) -> Path:
         return self.directory / f"trial_{trial_id}.json"
 
-    def write(self, trial_id: str, values: dict[int, float], state: str) -> None:
-        atomic_write_json(self.path(trial_id), {
-            "trial_id": trial_id, "state": state,
+    def write(self, trial_id: str, values: dict[int, float], state: str,
+              compared_with: list[str] | None = None) -> None:
+        data: dict[str, Any] = {
+            "trial_id": trial_id, "state": state, "worker": os.environ.get("KERASTUNER_TUNER_ID"),
             "values": {str(k): v for k, v in sorted(values.items())},
-        })
+        }
+        if compared_with is not None:
+            data["pruned_against"] = compared_with  # the finished trials the decision used
+        atomic_write_json(self.path(trial_id), data)
 
     def read(self, trial_id: str) -> dict[int, float]:
         try:
@@ -49,9 +53,9 @@ class CurveStore:
             return {}
         return {int(k): v for k, v in data.get("values", {}).items()}
 
-    def finished(self, exclude: str | None = None) -> list[dict[int, float]]:
-        """Curves of completed (not pruned, not failed) trials."""
-        out: list[dict[int, float]] = []
+    def finished(self, exclude: str | None = None) -> dict[str, dict[int, float]]:
+        """Curves of completed (not pruned, not failed) trials, by trial id."""
+        out: dict[str, dict[int, float]] = {}
         if not self.directory.is_dir():
             return out
         for p in sorted(self.directory.glob("trial_*.json")):
@@ -60,7 +64,7 @@ class CurveStore:
             except (OSError, ValueError):
                 continue  # a file being replaced; next epoch will see it
             if data.get("state") == "completed" and data.get("trial_id") != exclude:
-                out.append({int(k): v for k, v in data["values"].items()})
+                out[data["trial_id"]] = {int(k): v for k, v in data["values"].items()}
         return out
 
 
@@ -217,6 +221,7 @@ class PruningCallback(keras.callbacks.Callback):
         self.objective = objective
         self.curve: dict[int, float] = dict(initial_curve or {})
         self.pruned_epoch: int | None = None
+        self.pruned_against: list[str] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -225,14 +230,15 @@ class PruningCallback(keras.callbacks.Callback):
         except (KeyError, TypeError, ValueError):
             return
         self.curve[epoch] = value
-        if self.pruner is not None and self.pruner.prune(
-            epoch, self.curve, self.store.finished(exclude=self.trial_id), self.objective.direction
-        ):
-            self.pruned_epoch = epoch
-            self.model.stop_training = True
+        if self.pruner is not None:
+            others = self.store.finished(exclude=self.trial_id)
+            if self.pruner.prune(epoch, self.curve, list(others.values()), self.objective.direction):
+                self.pruned_epoch = epoch
+                self.pruned_against = sorted(others)
+                self.model.stop_training = True
         self.store.write(self.trial_id, self.curve,
-                         "pruned" if self.pruned_epoch is not None else "running")
+                         "pruned" if self.pruned_epoch is not None else "running", self.pruned_against)
 
     def finish(self, state: str) -> None:
         """Marks the curve as finished ("completed", "pruned" or "failed")."""
-        self.store.write(self.trial_id, self.curve, state)
+        self.store.write(self.trial_id, self.curve, state, self.pruned_against)

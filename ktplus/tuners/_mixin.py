@@ -25,7 +25,9 @@ from ktplus.training import _schedules
 from ktplus.training._callbacks import NaNGuard, make_early_stopping, parse_early_stopping
 from ktplus.training._checkpoint import AtomicSaveBestEpoch
 from ktplus.training._data import MAX_STEPS_PER_EXECUTION, DataCache, uses_batch_hooks
+from ktplus.training._memory import gradient_registry_snapshot, release_trial_gradients
 from ktplus.training._pruning import CurveStore, PruningCallback, parse_pruning
+from ktplus.tuners import _distributed
 from ktplus.tuners._validate import validate_search_inputs
 
 FAST_PARTS = ("data", "steps_per_execution", "trial_overhead")
@@ -76,6 +78,9 @@ def tuner_docstring(name: str, budget: str) -> str:
             checkpoint is written once per trial ("trial_overhead", which
             also keeps keras-tuner's per-trial garbage collections cheap);
             one part's name or a list of them; False for none.
+        worker_timeout: In keras-tuner's distributed mode, seconds without a
+            heartbeat after which the chief declares a worker lost and
+            re-queues (once) or fails its trial, so the search still ends.
         **kwargs: Keyword arguments of `keras_tuner.{name}`.
 
     Each trial records `epochs_run`, `best_epoch` and `pruned` (and
@@ -122,6 +127,7 @@ class TunerOptionsMixin:
         pruning: Any = None,
         fast_path: Any = True,
         tensorboard: Any = True,
+        worker_timeout: float = 60.0,
         **kwargs: Any,
     ) -> None:
         # Validate everything before keras-tuner touches the directory.
@@ -129,6 +135,11 @@ class TunerOptionsMixin:
         self.early_stopping = parse_early_stopping(early_stopping)
         self.pruner = parse_pruning(pruning)
         self.fast_path = parse_fast_path(fast_path)
+        if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not (
+                worker_timeout > 0):
+            raise invalid("worker_timeout", worker_timeout, "a number of seconds > 0")
+        self.worker_timeout = float(worker_timeout)
+        self._max_epochs = kwargs.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
         if not (tensorboard is None or isinstance(tensorboard, (bool, str, os.PathLike))) or tensorboard == "":
             raise invalid("tensorboard", tensorboard,
                           "True (<directory>/<project_name>/tensorboard), False/None, or a directory path")
@@ -166,7 +177,7 @@ class TunerOptionsMixin:
 
         Returns:
             One row per trial: ``trial_id``, ``status`` (completed, pruned,
-            failed, ...), ``score``, ``epochs_run``, ``best_epoch``, the
+            failed, ...), ``score``, ``epochs`` (run), ``best_epoch``, the
             hyperparameters and ``best/<metric>`` columns.
         """
         space = [hp.name for hp in self.oracle.get_space().space]
@@ -194,20 +205,37 @@ class TunerOptionsMixin:
         if freeze:
             gc.collect()
             gc.freeze()
+        helper: Any = None
+        if _distributed.is_chief():
+            helper = _distributed.WorkerMonitor(self.oracle, self.project_dir, self.worker_timeout,
+                                                interval=min(2.0, self.worker_timeout / 4))
+        elif _distributed.is_worker():
+            helper = _distributed.Heartbeat(self.project_dir, os.environ["KERASTUNER_TUNER_ID"],
+                                            interval=min(5.0, self.worker_timeout / 4))
+            helper.beat()
+        if helper is not None:
+            helper.start()
         try:
-            super().search(*fit_args, **fit_kwargs)  # type: ignore[misc]
+            if _distributed.is_chief():
+                with _distributed.fast_chief():
+                    super().search(*fit_args, **fit_kwargs)  # type: ignore[misc]
+            else:
+                super().search(*fit_args, **fit_kwargs)  # type: ignore[misc]
         except RuntimeError as e:
             if "consecutive failures" not in str(e):
                 raise
             raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
         finally:
+            if helper is not None:
+                helper.stop()
             if freeze:
                 gc.unfreeze()
 
     def _failure_report(self, headline: str) -> str:
         """keras-tuner's "too many consecutive failures", with every failed
         trial and its reason."""
-        failed = [t for t in self.oracle.trials.values() if str(t.status) in ("FAILED", "INVALID")]
+        trials = getattr(self.oracle, "trials", None) or {}  # a worker's oracle client has none
+        failed = [t for t in trials.values() if str(t.status) in ("FAILED", "INVALID")]
         lines = [f"{headline} The search stopped; failed trials:"]
         for t in failed:
             reason = (t.message or "no message").strip().splitlines()
@@ -219,6 +247,13 @@ class TunerOptionsMixin:
         self._data = DataCache()  # the cached pipelines live for one search
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        gradients_before = gradient_registry_snapshot()
+        try:
+            return self._run_trial(trial, *args, **kwargs)
+        finally:
+            release_trial_gradients(gradients_before)
+
+    def _run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self._executions[trial.trial_id] = []
         start = time.time()
         if self._tb is not None:
@@ -322,7 +357,7 @@ class TunerOptionsMixin:
         return kwargs.get("batch_size")
 
     def _total_epochs(self, kwargs: dict) -> int:
-        max_epochs = getattr(self.oracle, "max_epochs", None)  # Hyperband's whole budget
+        max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)  # Hyperband's budget
         return int(max_epochs or kwargs.get("epochs") or 1)
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,51 @@
+"""One process of a distributed search (chief or worker), for the tests.
+
+Environment: keras-tuner's KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT,
+and KILL_AT_EPOCH (SIGKILL this process at its n-th epoch end).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import numpy as np
+
+
+def main(directory: str) -> None:
+    import keras
+
+    import ktplus
+
+    kill_at = int(os.environ.get("KILL_AT_EPOCH", "0"))
+    epochs_seen = {"n": 0}
+
+    class Killer(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epochs_seen["n"] += 1
+            if kill_at and epochs_seen["n"] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def build(hp):
+        lr = hp.Choice("lr", [0.05, 0.0])
+        units = hp.Choice("units", [4, 8, 16])
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    tuner = ktplus.GridSearch(build, objective="val_accuracy", max_trials=6, directory=directory,
+                              project_name="d", lr_decay="cosine", early_stopping=10,
+                              pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=2),
+                              worker_timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))
+    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=6, verbose=0,
+                 callbacks=[Killer()])
+    print(f"{os.environ['KERASTUNER_TUNER_ID']} done", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
