@@ -1,6 +1,7 @@
 """The options every ktplus tuner adds to its keras-tuner base class,
-written once: learning-rate decay, early stopping, pruning, the NaN guard
-and the fast training path."""
+written once: learning-rate decay, early stopping, pruning, the NaN guard,
+the fast training path, TensorBoard logging, input validation, crash-safe
+state and the distributed-mode heartbeat."""
 
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def tuner_docstring(name: str, budget: str) -> str:
             checkpoint is written once per trial ("trial_overhead", which
             also keeps keras-tuner's per-trial garbage collections cheap);
             one part's name or a list of them; False for none.
+        tensorboard: True (default: `<directory>/<project_name>/tensorboard`),
+            a directory, or False: every trial's scalars, HParams session and
+            text, and a search overview.
         worker_timeout: In keras-tuner's distributed mode, seconds without a
             heartbeat after which the chief declares a worker lost and
             re-queues (once) or fails its trial, so the search still ends.
