@@ -25,48 +25,30 @@ class CLIError(Exception):
     """An error reported as one line, with a non-zero exit."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(cast: Any, ok: Any, expected: str, words: dict[str, Any] | None = None) -> Any:
+    """An argparse type: ``cast(text)`` that must satisfy ``ok``, or one of ``words``."""
+
+    def parse(text: str) -> Any:
+        key = text.strip().lower()
+        if words and key in words:
+            return words[key]
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _patience(text: str) -> int:
-    """--early-stopping: a patience, or on/off words (on: patience 5)."""
-    words = {"true": 5, "on": 5, "yes": 5, "false": 0, "off": 0, "no": 0, "none": 0}
-    if text.strip().lower() in words:
-        return words[text.strip().lower()]
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a patience in epochs (>= 0) or on/off, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a patience in epochs (>= 0) or on/off, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+#: --early-stopping: a patience, or on/off words (on: patience 5).
+_patience = _number(int, lambda v: v >= 0, "a patience in epochs (>= 0) or on/off",
+                    {"true": 5, "on": 5, "yes": 5, "false": 0, "off": 0, "no": 0, "none": 0})
 
 
 def _regularizer(text: str) -> list[str]:

@@ -72,18 +72,15 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
     if isinstance(val, (tuple, list)) and len(val) >= 2:
         xv, yv = _array(val[0]), _array(val[1])
     hm = tuner.hypermodel
-    if x is not None and y is not None:
-        _check_pair("x", x, "y", y)
-        _check_finite("x", x)
-        _check_finite("y", y)
+    pairs = [("x", x, "y", y, ""), ("validation_data[0]", xv, "validation_data[1]", yv, "validation ")]
+    for xname, xa, yname, ya, where in pairs:
+        if xa is None or ya is None:
+            continue
+        _check_pair(xname, xa, yname, ya)
+        _check_finite(xname, xa)
+        _check_finite(yname, ya)
         if isinstance(hm, BaseHyperModel):
-            _check_against_hypermodel(hm, x, y, "")
-    if xv is not None and yv is not None:
-        _check_pair("validation_data[0]", xv, "validation_data[1]", yv)
-        _check_finite("validation_data[0]", xv)
-        _check_finite("validation_data[1]", yv)
-        if isinstance(hm, BaseHyperModel):
-            _check_against_hypermodel(hm, xv, yv, "validation ")
+            _check_against_hypermodel(hm, xa, ya, where)
 
     obj = tuner.oracle.objective
     if isinstance(obj, objective_module.DefaultObjective):
