@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import objective as objective_module
 
@@ -94,6 +95,9 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
                              f"use the objective {name[4:]!r}.")
     if x is None or y is None or len(x) == 0:
         return
+    fit = type(hm).fit
+    if fit is not keras_tuner.HyperModel.fit and fit is not BaseHyperModel.fit:
+        return  # a custom HyperModel.fit may transform the data before model.fit
     _check_metrics(tuner, x, y, names)
 
 

@@ -85,3 +85,21 @@ def test_good_data_passes_and_regression_targets_are_checked(xy, tmp_path):
         tuner.search(x, y.astype("float32"), validation_split=0.25, epochs=1, verbose=0)
     tuner.search(x, np.stack([x[:, 0], x[:, 1]], axis=1), validation_split=0.25, epochs=1, verbose=0)
     assert len(tuner.oracle.trials) == 2
+
+
+def test_a_custom_hypermodel_fit_is_trusted_with_its_data(xy, tmp_path):
+    x, y = xy
+
+    class Preprocessing(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+        def fit(self, hp, model, x, y, validation_data=None, **kwargs):
+            xv, yv = validation_data
+            return model.fit(x[:, :2], y, validation_data=(xv[:, :2], yv), **kwargs)
+
+    tuner = make(tmp_path, hypermodel=Preprocessing())
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)  # 4 features in, 2 used
+    assert len(tuner.oracle.trials) == 1
