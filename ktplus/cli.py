@@ -60,6 +60,10 @@ def _regularizer(text: str) -> list[str]:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --over must not pass for --overwrite
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
         raise CLIError(f"{self.prog}: {message}")
 
@@ -462,6 +466,14 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     reported.add(tuner_id)
                     print(f"\nktplus: worker {tuner_id} exited with {proc.returncode}; its trial will be "
                           "re-queued", flush=True)
+            workers = [p for t, p in procs.items() if t != "chief"]
+            if all(p.poll() is not None for p in workers) and not all(p.returncode == 0 for p in workers):
+                time.sleep(5)  # the chief notices finished workers within a second
+                if procs["chief"].poll() is None:
+                    procs["chief"].terminate()
+                    procs["chief"].wait(timeout=30)
+                    raise CLIError("ktplus: every worker exited and some failed; the search is incomplete "
+                                   f"(see {logs}); run the same command again to resume")
         for proc in procs.values():
             try:
                 proc.wait(timeout=60)

@@ -3,6 +3,7 @@ real domain, and the metrics) and one session per trial."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -149,7 +150,8 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     with RunWriter(root, filename_suffix=EXPERIMENT_SUFFIX) as w:
         w.summary(hparams_summary.experiment_pb(infos, metrics), 0)
     for name in old:
-        os.unlink(os.path.join(root, name))
+        with contextlib.suppress(FileNotFoundError):  # another worker removed it first
+            os.unlink(os.path.join(root, name))
     from ktplus.training._atomic import atomic_write_json
 
     atomic_write_json(state_path, state)

@@ -19,6 +19,17 @@ from typing import Any
 _installed = False
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp creates 0600 files; state files get the usual umask-based mode,
+#: so other users of a shared directory (workers, TensorBoard) can read them.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` to ``path`` via a temporary file, fsync and rename."""
     path = os.fspath(path)
@@ -26,6 +37,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

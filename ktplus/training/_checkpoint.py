@@ -47,7 +47,8 @@ class AtomicSaveBestEpoch(SaveBestEpoch):
         self.filepath = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
         try:
             super()._save_model()
-            os.replace(self.filepath, final)
+            if os.path.exists(self.filepath):  # a non-chief replica writes elsewhere
+                os.replace(self.filepath, final)
         finally:
             if os.path.exists(self.filepath):
                 os.unlink(self.filepath)

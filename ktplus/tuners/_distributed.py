@@ -7,9 +7,10 @@ ktplus adds a heartbeat: each worker rewrites
 ``<project>/ktplus_workers/<tuner_id>.json`` every few seconds from a thread,
 and the chief watches those files (with its own clock, so hosts' clocks need
 not agree). A worker silent for ``worker_timeout`` seconds is declared lost:
-its trial is re-queued for another worker (once; a trial that loses a second
-worker is marked failed, with the reason) and its tuner id is forgotten, so
-the remaining workers finish the search and the chief exits.
+its trial is re-queued for another worker (once, and only while another
+worker is still asking for trials; otherwise, or when a trial loses a second
+worker, it is marked failed with the reason) and its tuner id is forgotten,
+so the remaining workers finish the search and the chief exits.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Heartbeat(threading.Thread):
         self.tuner_id = tuner_id
         self.interval = interval
         self.beats = 0
-        self._stop = threading.Event()
+        self._stop_event = threading.Event()
 
     def beat(self, state: str = "alive") -> None:
         self.beats += 1
@@ -82,11 +83,13 @@ class Heartbeat(threading.Thread):
             pass  # a full or flaky shared disk: the chief will notice if it lasts
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop_event.wait(self.interval):
             self.beat()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=self.interval + 5)
         self.beat("done")
 
 
@@ -109,17 +112,17 @@ class WorkerMonitor(threading.Thread):
         self._seen: dict[str, tuple[Any, float]] = {}
         self._lost_by_trial: collections.Counter[str] = collections.Counter()
         self.lost: list[str] = []
-        self._stop = threading.Event()
+        self._stop_event = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop_event.wait(self.interval):
             try:
                 self.check()
             except Exception as e:  # the monitor must never take the chief down
                 print(f"ktplus: worker monitor error: {e!r}", file=sys.stderr)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()
 
     def _read(self, tuner_id: str) -> dict[str, Any] | None:
         try:
@@ -155,8 +158,11 @@ class WorkerMonitor(threading.Thread):
             reason = (f"worker {tuner_id} stopped responding ({silent_for:.0f} s without a heartbeat) "
                       f"during trial {trial.trial_id}")
             self._lost_by_trial[trial.trial_id] += 1
+            others = set(self.oracle.tuner_ids) - {tuner_id}
+            if not others:
+                reason += "; no other worker is left to re-run it"
             trial.message = reason
-            if self._lost_by_trial[trial.trial_id] <= LOST_WORKER_REQUEUES:
+            if others and self._lost_by_trial[trial.trial_id] <= LOST_WORKER_REQUEUES:
                 self.oracle.ongoing_trials.pop(tuner_id, None)
                 trial.status = trial_module.TrialStatus.IDLE
                 self.oracle._retry_queue.append(trial.trial_id)
@@ -164,8 +170,13 @@ class WorkerMonitor(threading.Thread):
                 self.oracle.save()
                 action = "re-queued for another worker"
             else:
+                # Recorded by hand: keras-tuner's end_trial may raise on the
+                # consecutive-failure limit before it frees the ongoing slot.
+                self.oracle.ongoing_trials.pop(tuner_id, None)
                 trial.status = trial_module.TrialStatus.FAILED
-                self.oracle.end_trial(trial)  # pops the ongoing trial, records the failure
+                self.oracle.end_order.append(trial.trial_id)
+                self.oracle._save_trial(trial)
+                self.oracle.save()
                 action = "marked failed"
         print(f"ktplus: {reason}; the trial is {action}", file=sys.stderr, flush=True)
 

@@ -268,6 +268,8 @@ class TunerOptionsMixin:
             executions = self._executions.pop(trial.trial_id, [])
             for ex in executions:
                 ex.curves.finish("failed")
+                if ex.logger is not None:
+                    ex.logger.close()  # fit raised: Keras never called on_train_end
             if self._tb is not None and isinstance(error, Exception):
                 self._log_trial(trial, "failed", self._trial_facts(executions), start)
             raise
@@ -279,6 +281,10 @@ class TunerOptionsMixin:
         if not isinstance(histories, list) or len(histories) != len(executions) or not all(
                 isinstance(h, keras.callbacks.History) for h in histories):
             return histories  # a subclass reported something else
+        if not all(self._has_objective(h) for h in histories):
+            for ex in executions:  # e.g. validation_freq > epochs run: keras-tuner decides
+                ex.curves.finish("failed")
+            return histories
         results = []
         for history, ex in zip(histories, executions):
             pruned = ex.curves.pruned_epoch is not None
@@ -292,6 +298,17 @@ class TunerOptionsMixin:
             metrics["score"] = float(self.oracle.objective.get_value(merged))
             self._log_trial(trial, status, metrics, start)
         return results
+
+    def _has_objective(self, history: keras.callbacks.History) -> bool:
+        logs = history.history
+        for i in range(len(history.epoch)):
+            try:
+                value = float(self.oracle.objective.get_value({k: v[i] for k, v in logs.items()}))
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                return True
+        return False
 
     def _trial_facts(self, executions: list[_Execution]) -> dict[str, float]:
         """Last-epoch values, parameter count and epochs, averaged."""

@@ -108,7 +108,7 @@ def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -
 
     hp = tuner.oracle.get_space()
     try:
-        model = tuner.hypermodel.build(hp)
+        model = tuner._build_hypermodel(hp)  # applies the tuner's own loss/optimizer/metrics
         logs = model.evaluate(x[:2], y[:2], verbose=0, return_dict=True)
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -269,3 +269,25 @@ def test_hparams_dashboard_renders_one_row_per_trial_in_chromium(server, search)
     for status in ("completed", "pruned", "failed"):
         assert status in table["cells"]
     assert (ARTIFACTS / "hparams_dashboard.png").stat().st_size > 10_000
+
+
+def test_failed_trials_close_their_writers(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+
+    def build(hp):
+        hp.Int("units", 1, 8)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Rescaling(float("inf")),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    counts = []
+    for i in range(2):
+        tuner = ktplus.RandomSearch(build, objective="val_accuracy", max_trials=4, seed=i,
+                                    max_consecutive_failed_trials=10, directory=tmp_path, project_name=f"n{i}")
+        tuner.search(x, y, validation_split=0.25, epochs=2, verbose=0)
+        assert {str(t.status) for t in tuner.oracle.trials.values()} == {"FAILED"}
+        counts.append(len(os.listdir("/proc/self/fd")))
+    assert counts[1] <= counts[0]
