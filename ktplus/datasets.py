@@ -45,11 +45,20 @@ class DataError(ValueError):
     """Data that cannot be used, with a one-line explanation."""
 
 
-def _check_finite(name: str, a: np.ndarray, path: str) -> None:
+def non_finite(a: np.ndarray) -> tuple[int, int] | None:
+    """``(count, first row)`` of NaN/inf values in a numeric array, or None."""
+    if a.dtype.kind not in "fc":
+        return None
     bad = ~np.isfinite(a)
-    if bad.any():
-        first = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
-        raise DataError(f"{path}: {name} contains NaN or inf ({int(bad.sum())} values, first in row {first}); "
+    if not bad.any():
+        return None
+    return int(bad.sum()), int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
+
+
+def _check_finite(name: str, a: np.ndarray, path: str) -> None:
+    found = non_finite(a)
+    if found:
+        raise DataError(f"{path}: {name} contains NaN or inf ({found[0]} values, first in row {found[1]}); "
                         "clean or impute the data first")
 
 

@@ -121,7 +121,8 @@ def write_session(run_dir: str, trial_id: str, hparams: dict[str, Any], metrics:
 
 def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str], objective: str) -> bool:
     """Writes (or rewrites, when the space or the metrics changed) the
-    experiment config to ``root``. Returns whether it wrote."""
+    experiment config to ``root``; ``metric_tags`` are added to those
+    already listed. Returns whether it wrote."""
     infos = [hparam_info(hp) for hp in space if not hp.name.startswith("tuner/")]
     status = _discrete(STATUS_HPARAM, list(STATUSES))
     status.display_name = "status"
@@ -132,17 +133,19 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     for info in infos:  # a name registered under several conditions: list it once
         unique.setdefault(info.name, info)
     infos = list(unique.values())
-    tags = sorted(set(metric_tags), key=_metric_order)
-    state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
     state_path = os.path.join(root, EXPERIMENT_STATE)
-    existing = ([name for name in os.listdir(root) if name.endswith(EXPERIMENT_SUFFIX)]
-                if os.path.isdir(root) else [])
     try:
         with open(state_path) as f:
-            if json.load(f) == state and len(existing) == 1:
-                return False  # unchanged (a kill between writes leaves two: rewrite)
+            saved = json.load(f)
     except (OSError, ValueError):
-        pass
+        saved = {}
+    # Metrics accumulate: a tag any trial wrote stays in the config.
+    tags = sorted(set(metric_tags) | set(saved.get("metrics", [])), key=_metric_order)
+    state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
+    existing = ([name for name in os.listdir(root) if name.endswith(EXPERIMENT_SUFFIX)]
+                if os.path.isdir(root) else [])
+    if saved == state and len(existing) == 1:
+        return False  # unchanged (a kill between writes leaves two: rewrite)
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(group="", tag=t),
                                   display_name=t, description=_describe(t, objective)) for t in tags]
     os.makedirs(root, exist_ok=True)

@@ -3,6 +3,7 @@ and the search overview run."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -11,14 +12,12 @@ from typing import Any
 
 import keras
 
-from ktplus.logging._hparams import EXPERIMENT_STATE, session_hparams, write_experiment, write_session
+from ktplus.logging._hparams import session_hparams, write_experiment, write_session
 from ktplus.logging._writer import RunWriter
+from ktplus.training._pruning import CurveStore
 
 OVERVIEW_RUN = "search_overview"
-
-
-def _overview_suffix(trial_id: str) -> str:
-    return f".ktplus-trial-{trial_id}"
+OVERVIEW_SUFFIX = ".ktplus-overview"
 
 
 def trial_run_dir(root: str, trial_id: str) -> str:
@@ -110,49 +109,57 @@ class SearchLogger:
     Args:
         root: The TensorBoard log directory of the search.
         objective: The tuner's objective.
+        curves: The search's curve store: the overview is drawn from the
+            finished trials' curves, which every worker can read.
     """
 
-    def __init__(self, root: str, objective: Any) -> None:
+    def __init__(self, root: str, objective: Any, curves: CurveStore) -> None:
         self.root = root
         self.objective = objective
+        self.curves = curves
 
     def start_trial(self, trial_id: str) -> None:
-        """Clears what an interrupted or retried run of this trial left: its
-        run, and its point in the overview (each trial's overview point is
-        its own file, so it can be replaced without touching the others)."""
+        """Clears what an interrupted or retried run of this trial left."""
         path = trial_run_dir(self.root, trial_id)
         if os.path.isdir(path):
             shutil.rmtree(path)
-        overview = os.path.join(self.root, OVERVIEW_RUN)
-        if os.path.isdir(overview):
-            for name in os.listdir(overview):
-                if name.endswith(_overview_suffix(trial_id)):
-                    os.unlink(os.path.join(overview, name))
+
+    def write_overview(self) -> None:
+        """Rewrites the overview run whole, in trial order.
+
+        TensorBoard discards a tag's later points when a file shows it an
+        earlier step, so points appended by several processes (resumes,
+        workers) out of order would vanish; one file rewritten from the
+        finished trials' curves keeps the steps in order and never
+        duplicates a trial.
+        """
+        direction = getattr(self.objective, "direction", "min")
+        best_of = max if direction == "max" else min
+        points = []
+        for trial_id, values in self.curves.finished(states=("completed", "pruned")).items():
+            finite = [v for v in values.values() if v is not None and math.isfinite(v)]
+            if finite and trial_id.isdigit():
+                points.append((int(trial_id), best_of(finite)))
+        run = os.path.join(self.root, OVERVIEW_RUN)
+        old = os.listdir(run) if os.path.isdir(run) else []
+        best = None
+        with RunWriter(run, filename_suffix=OVERVIEW_SUFFIX) as w:
+            for step, score in sorted(points):
+                best = score if best is None else best_of(best, score)
+                w.scalar("objective", score, step)
+                w.scalar("best_so_far", best, step)
+        for name in old:
+            if name.startswith("events.out.tfevents"):
+                with contextlib.suppress(FileNotFoundError):  # another worker removed it first
+                    os.unlink(os.path.join(run, name))
 
     def end_trial(self, trial: Any, status: str, metrics: dict[str, float], start: float,
-                  best_so_far: float | None, space: Any) -> None:
+                  space: Any) -> None:
         run_dir = trial_run_dir(self.root, trial.trial_id)
         end = time.time()
         metrics = {**metrics, "trial_seconds": end - start}
         write_session(run_dir, trial.trial_id, session_hparams(trial.hyperparameters, status), metrics,
                       status, start, end)
-        score = metrics.get("score")
-        try:
-            step = int(trial.trial_id)
-        except ValueError:
-            step = 0
-        if status != "failed" and score is not None and math.isfinite(score):
-            with RunWriter(os.path.join(self.root, OVERVIEW_RUN),
-                           filename_suffix=_overview_suffix(trial.trial_id)) as w:
-                w.scalar("objective", score, step)
-                if best_so_far is not None:
-                    w.scalar("best_so_far", best_so_far, step)
-        known = set(metrics)
-        try:
-            import json
-
-            with open(os.path.join(self.root, EXPERIMENT_STATE)) as f:
-                known |= set(json.load(f).get("metrics", []))
-        except (OSError, ValueError):
-            pass
-        write_experiment(self.root, space, known, getattr(self.objective, "name", "objective"))
+        if status != "failed":
+            self.write_overview()
+        write_experiment(self.root, space, metrics, getattr(self.objective, "name", "objective"))

@@ -53,8 +53,10 @@ class CurveStore:
             return {}
         return {int(k): v for k, v in data.get("values", {}).items()}
 
-    def finished(self, exclude: str | None = None) -> dict[str, dict[int, float]]:
-        """Curves of completed (not pruned, not failed) trials, by trial id."""
+    def finished(self, exclude: str | None = None,
+                 states: tuple[str, ...] = ("completed",)) -> dict[str, dict[int, float]]:
+        """Curves of trials in ``states`` (default: completed, so neither
+        pruned nor failed), by trial id."""
         out: dict[str, dict[int, float]] = {}
         if not self.directory.is_dir():
             return out
@@ -63,7 +65,7 @@ class CurveStore:
                 data = json.loads(p.read_text())
             except (OSError, ValueError):
                 continue  # a file being replaced; next epoch will see it
-            if data.get("state") == "completed" and data.get("trial_id") != exclude:
+            if data.get("state") in states and data.get("trial_id") != exclude:
                 out[data["trial_id"]] = {int(k): v for k, v in data["values"].items()}
         return out
 

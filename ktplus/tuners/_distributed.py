@@ -162,22 +162,19 @@ class WorkerMonitor(threading.Thread):
             if not others:
                 reason += "; no other worker is left to re-run it"
             trial.message = reason
+            # Recorded by hand rather than through end_trial, which may raise on
+            # the consecutive-failure limit before it frees the ongoing slot.
+            self.oracle.ongoing_trials.pop(tuner_id, None)
             if others and self._lost_by_trial[trial.trial_id] <= LOST_WORKER_REQUEUES:
-                self.oracle.ongoing_trials.pop(tuner_id, None)
                 trial.status = trial_module.TrialStatus.IDLE
                 self.oracle._retry_queue.append(trial.trial_id)
-                self.oracle._save_trial(trial)
-                self.oracle.save()
                 action = "re-queued for another worker"
             else:
-                # Recorded by hand: keras-tuner's end_trial may raise on the
-                # consecutive-failure limit before it frees the ongoing slot.
-                self.oracle.ongoing_trials.pop(tuner_id, None)
                 trial.status = trial_module.TrialStatus.FAILED
                 self.oracle.end_order.append(trial.trial_id)
-                self.oracle._save_trial(trial)
-                self.oracle.save()
                 action = "marked failed"
+            self.oracle._save_trial(trial)
+            self.oracle.save()
         print(f"ktplus: {reason}; the trial is {action}", file=sys.stderr, flush=True)
 
 

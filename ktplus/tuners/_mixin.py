@@ -169,7 +169,7 @@ class TunerOptionsMixin:
         if tensorboard is True:
             tensorboard = os.path.join(self.project_dir, "tensorboard")
         self.tensorboard_dir: str | None = os.fspath(tensorboard) if tensorboard else None
-        self._tb = (SearchLogger(self.tensorboard_dir, self.oracle.objective)
+        self._tb = (SearchLogger(self.tensorboard_dir, self.oracle.objective, self.curves)
                     if self.tensorboard_dir else None)
         self._data = DataCache()
         self._executions: dict[str, list[_Execution]] = {}
@@ -327,26 +327,12 @@ class TunerOptionsMixin:
         return facts
 
     def _log_trial(self, trial: Any, status: str, metrics: dict[str, float], start: float) -> None:
+        assert self._tb is not None
         try:
-            self._write_trial_logs(trial, status, metrics, start)
+            self._tb.end_trial(trial, status, metrics, start, self.oracle.get_space().space)
         except Exception as e:  # logging must never fail a trial
             warnings.warn(f"ktplus: TensorBoard logging of trial {trial.trial_id} failed: {e!r}",
                           stacklevel=2)
-
-    def _write_trial_logs(self, trial: Any, status: str, metrics: dict[str, float], start: float) -> None:
-        assert self._tb is not None
-        obj = self.oracle.objective
-        best = None
-        try:
-            best_trials = self.oracle.get_best_trials(1)
-            if best_trials and best_trials[0].score is not None:
-                best = float(best_trials[0].score)
-        except Exception:  # the overview must never fail a trial
-            best = None
-        score = metrics.get("score")
-        if status != "failed" and score is not None and math.isfinite(score):
-            best = score if best is None or obj.better_than(score, best) else best
-        self._tb.end_trial(trial, status, metrics, start, best, self.oracle.get_space().space)
 
     def _summarize(self, history: keras.callbacks.History, pruned: bool,
                    pruned_epoch: int | None) -> dict[str, float]:

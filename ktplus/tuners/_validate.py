@@ -8,6 +8,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import objective as objective_module
 
+from ktplus.datasets import non_finite
 from ktplus.hypermodels._base import BaseHyperModel
 
 
@@ -23,12 +24,10 @@ def _array(a: Any) -> np.ndarray | None:
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:
-    if a.dtype.kind in "fc":
-        bad = ~np.isfinite(a)
-        if bad.any():
-            row = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
-            raise ValueError(f"search(): `{name}` contains NaN or inf ({int(bad.sum())} values, first in "
-                             f"sample {row}). Clean or impute the data before searching.")
+    found = non_finite(a)
+    if found:
+        raise ValueError(f"search(): `{name}` contains NaN or inf ({found[0]} values, first in "
+                         f"sample {found[1]}). Clean or impute the data before searching.")
 
 
 def _check_pair(xname: str, x: np.ndarray, yname: str, y: np.ndarray) -> None:
