@@ -26,6 +26,8 @@ _EXPORTS = {
     "BayesianOptimization": "ktplus.tuners",
     "Hyperband": "ktplus.tuners",
     "GridSearch": "ktplus.tuners",
+    "Tuner": "ktplus.tuners",
+    "TunerOptions": "ktplus.tuners",
     "LRDecay": "ktplus.training",
     "MedianPruner": "ktplus.training",
     "PercentilePruner": "ktplus.training",
@@ -50,6 +52,8 @@ __all__ = [
     "RandomSearch",
     "ResidualHyperModel",
     "ThresholdPruner",
+    "Tuner",
+    "TunerOptions",
     "__version__",
     "check_hypermodel",
     "datasets",
@@ -85,4 +89,4 @@ if TYPE_CHECKING:
     )
     from ktplus.results import load_results
     from ktplus.training import LRDecay, MedianPruner, PercentilePruner, Pruner, ThresholdPruner
-    from ktplus.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch
+    from ktplus.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch, Tuner, TunerOptions

@@ -16,19 +16,13 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ktplus import _facts
 from ktplus._errors import invalid
 
 META_FILE = "ktplus.json"
 #: DataFrame column -> the trial metric it comes from.
-FACTS = {"epochs": "epochs_run", "best_epoch": "best_epoch", "pruned_epoch": "pruned_epoch"}
+FACTS = {"epochs": _facts.EPOCHS_RUN, "best_epoch": _facts.BEST_EPOCH, "pruned_epoch": _facts.PRUNED_EPOCH}
 FACT_COLUMNS = tuple(FACTS)
-
-
-def _status(trial: Any) -> str:
-    status = str(getattr(trial.status, "value", trial.status)).lower()
-    if status == "completed" and trial.metrics.exists("pruned") and trial.metrics.get_last_value("pruned"):
-        return "pruned"
-    return status
 
 
 def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
@@ -43,7 +37,7 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
     rows = []
     for trial in trials:
         metrics = trial.metrics
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": _status(trial),
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": _facts.status_of(trial),
                                "score": trial.score if trial.score is not None else math.nan}
         for column, fact in FACTS.items():
             row[column] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
@@ -51,7 +45,7 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         for name in names:
             row[name] = values.get(name)
         for name in sorted(metrics.metrics):
-            if name not in (*FACTS.values(), "pruned"):
+            if name not in _facts.FACTS:
                 row[f"best/{name}"] = metrics.get_last_value(name)
         if trial.message:
             row["message"] = str(trial.message).strip().splitlines()[-1]
@@ -69,7 +63,7 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
 
 def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
     """Records what `load_results` needs to rank trials without a tuner."""
-    from ktplus.training._atomic import atomic_write_json
+    from ktplus._atomic import atomic_write_json
 
     name = getattr(objective, "name", None)
     atomic_write_json(os.path.join(project_dir, META_FILE), {
@@ -113,8 +107,8 @@ def load_results(directory: str | os.PathLike) -> Any:
     from ktplus._quiet import import_quietly
 
     import_quietly()
-    from keras_tuner.src.engine import trial as trial_module
-    from keras_tuner.src.engine.hyperparameters import HyperParameters
+    from keras_tuner import HyperParameters
+    from keras_tuner.engine import trial as trial_module
 
     trials = []
     for name in sorted(os.listdir(project)):
@@ -180,12 +174,13 @@ def format_table(frame: Any, top: int | None = None) -> str:
 
 def plot(frame: Any, path: str) -> None:
     """Objective per trial with the best-so-far line, and the objective
-    against each tuned hyperparameter, in one PNG."""
-    import matplotlib
+    against each tuned hyperparameter, in one PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on a standalone `matplotlib.figure.Figure`: no pyplot, so the
+    process's matplotlib backend (a notebook's, say) is left as it was.
+    """
     import pandas as pd
+    from matplotlib.figure import Figure
 
     objective = frame.attrs.get("objective") or "objective"
     direction = frame.attrs.get("direction", "min")
@@ -197,7 +192,8 @@ def plot(frame: Any, path: str) -> None:
     n = 1 + len(hp_columns)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="tight")
+    axes = fig.subplots(rows, cols, squeeze=False)
     ax = axes[0][0]
     ax.scatter(scored["n"], scored["score"], label=objective, color="tab:blue")
     best = scored["score"].cummax() if direction == "max" else scored["score"].cummin()
@@ -222,6 +218,4 @@ def plot(frame: Any, path: str) -> None:
         ax.set_ylabel(objective)
     for j in range(n, rows * cols):
         axes[j // cols][j % cols].axis("off")
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +41,6 @@ def test_lint_and_types(tool):
         cmd = [sys.executable, "-m", "ruff", "check", "ktplus", "tests", "examples", "benchmarks"]
     else:
         cmd = [sys.executable, "-m", "mypy", "--config-file", "setup.cfg"]
-    assert shutil.which(tool) or True
+    assert importlib.util.find_spec(tool) is not None, f"{tool} is a test requirement"
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,6 +15,8 @@ from google.protobuf import struct_pb2
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
+from ktplus._atomic import atomic_write_json
+from ktplus._facts import COMPLETED, FAILED, PRUNED, STATUSES
 from ktplus.logging._writer import RunWriter
 
 EXPERIMENT_SUFFIX = ".ktplus-experiment"
@@ -22,15 +24,14 @@ EXPERIMENT_STATE = ".ktplus_experiment.json"
 #: Named to sort first (TensorBoard lists hyperparameters by name and shows
 #: the first five), displayed as "status".
 STATUS_HPARAM = "_status"
-STATUSES = ("completed", "pruned", "failed")
 #: Integer hyperparameters with at most this many values are shown as a
 #: discrete set (their real values), larger ones as an interval.
 MAX_DISCRETE_INTS = 64
 
 _SESSION_STATUS = {
-    "completed": api_pb2.STATUS_SUCCESS,
-    "pruned": api_pb2.STATUS_SUCCESS,
-    "failed": api_pb2.STATUS_FAILURE,
+    COMPLETED: api_pb2.STATUS_SUCCESS,
+    PRUNED: api_pb2.STATUS_SUCCESS,
+    FAILED: api_pb2.STATUS_FAILURE,
 }
 
 
@@ -155,8 +156,6 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     for name in old:
         with contextlib.suppress(FileNotFoundError):  # another worker removed it first
             os.unlink(os.path.join(root, name))
-    from ktplus.training._atomic import atomic_write_json
-
     atomic_write_json(state_path, state)
     return True
 

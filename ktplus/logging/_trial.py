@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ktplus._facts import COMPLETED, FAILED, PRUNED
 from ktplus.logging._hparams import session_hparams, write_experiment, write_session
 from ktplus.logging._writer import RunWriter
 from ktplus.training._pruning import CurveStore
@@ -136,7 +137,7 @@ class SearchLogger:
         direction = getattr(self.objective, "direction", "min")
         best_of = max if direction == "max" else min
         points = []
-        for trial_id, values in self.curves.finished(states=("completed", "pruned")).items():
+        for trial_id, values in self.curves.finished(states=(COMPLETED, PRUNED)).items():
             finite = [v for v in values.values() if v is not None and math.isfinite(v)]
             if finite and trial_id.isdigit():
                 points.append((int(trial_id), best_of(finite)))
@@ -160,6 +161,6 @@ class SearchLogger:
         metrics = {**metrics, "trial_seconds": end - start}
         write_session(run_dir, trial.trial_id, session_hparams(trial.hyperparameters, status), metrics,
                       status, start, end)
-        if status != "failed":
+        if status != FAILED:
             self.write_overview()
         write_experiment(self.root, space, metrics, getattr(self.objective, "name", "objective"))

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from ktplus.hypermodels._knobs import invalid
+from ktplus._errors import invalid
 
 DEFAULT_PATIENCE = 5
 
@@ -47,24 +47,52 @@ class NaNGuard(keras.callbacks.Callback):
         self._check(f"at epoch {epoch + 1}", logs)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: The EarlyStopping options a dict may hold, with their checks.
+_OPTION_CHECKS: dict[str, tuple[Any, str]] = {
+    "monitor": (lambda v: isinstance(v, str) and v != "", "a metric name"),
+    "min_delta": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "patience": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "verbose": (lambda v: _is_int(v) and v >= 0, "0 or 1"),
+    "mode": (lambda v: v in ("auto", "min", "max"), "'auto', 'min' or 'max'"),
+    "baseline": (lambda v: v is None or _is_real(v), "None or a number"),
+    "restore_best_weights": (lambda v: isinstance(v, bool), "True or False"),
+    "start_from_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+}
+
+
 def parse_early_stopping(value: Any) -> Any:
     """Validates ``early_stopping=``: None/False, True, an int patience, a
-    dict of EarlyStopping options or a `keras.callbacks.EarlyStopping`."""
+    dict of EarlyStopping options or a `keras.callbacks.EarlyStopping`.
+
+    Every value of a dict is checked for its type before any trial runs.
+    """
     expected = ("None, True, an int patience >= 0, a dict of keras.callbacks.EarlyStopping "
                 "options, or a keras.callbacks.EarlyStopping")
     if value is None or value is False:
         return None
     if value is True:
         return {"patience": DEFAULT_PATIENCE}
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         if value < 0:
             raise invalid("early_stopping", value, expected)
         return {"patience": value}
     if isinstance(value, dict):
-        try:
-            keras.callbacks.EarlyStopping(**value)
-        except TypeError as e:
-            raise invalid("early_stopping", value, f"{expected} ({e})") from None
+        for key, option in value.items():
+            if key not in _OPTION_CHECKS:
+                raise invalid("early_stopping", value,
+                              f"{expected}; unknown option {key!r}, the options are "
+                              f"{', '.join(_OPTION_CHECKS)}")
+            check, allowed = _OPTION_CHECKS[key]
+            if not check(option):
+                raise invalid(f"early_stopping[{key!r}]", option, allowed)
         return dict(value)
     if isinstance(value, keras.callbacks.EarlyStopping):
         return value

@@ -1,11 +1,11 @@
-"""ktplus.BayesianOptimization: keras-tuner's BayesianOptimization with ktplus's options."""
+"""ktplus.BayesianOptimization: `ktplus.Tuner` with keras-tuner's BayesianOptimization oracle."""
 
 from __future__ import annotations
 
 import keras_tuner
 
-from ktplus.tuners._mixin import TunerOptionsMixin, tuner_docstring
+from ktplus.tuners._tuner import Tuner, tuner_docstring
 
 
-class BayesianOptimization(TunerOptionsMixin, keras_tuner.BayesianOptimization):
+class BayesianOptimization(Tuner, keras_tuner.BayesianOptimization):
     __doc__ = tuner_docstring("BayesianOptimization", "max_trials=2")

@@ -1,11 +1,11 @@
-"""ktplus.GridSearch: keras-tuner's GridSearch with ktplus's options."""
+"""ktplus.GridSearch: `ktplus.Tuner` with keras-tuner's GridSearch oracle."""
 
 from __future__ import annotations
 
 import keras_tuner
 
-from ktplus.tuners._mixin import TunerOptionsMixin, tuner_docstring
+from ktplus.tuners._tuner import Tuner, tuner_docstring
 
 
-class GridSearch(TunerOptionsMixin, keras_tuner.GridSearch):
+class GridSearch(Tuner, keras_tuner.GridSearch):
     __doc__ = tuner_docstring("GridSearch", "max_trials=2")

@@ -6,8 +6,8 @@ from typing import Any
 
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine import objective as objective_module
 
+from ktplus._compat import DefaultObjective, objective_names
 from ktplus.datasets import non_finite
 from ktplus.hypermodels._base import BaseHyperModel
 
@@ -74,6 +74,11 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
     hm = tuner.hypermodel
     pairs = [("x", x, "y", y, ""), ("validation_data[0]", xv, "validation_data[1]", yv, "validation ")]
     for xname, xa, yname, ya, where in pairs:
+        for name, a in ((xname, xa), (yname, ya)):
+            if a is not None and (a.ndim == 0 or len(a) == 0):
+                arg = "validation_data" if where else name
+                raise ValueError(f"search(): `{arg}` holds no samples (`{name}` has shape {a.shape}); pass at "
+                                 "least one sample" + (", or use validation_split=0.2 instead" if where else ""))
         if xa is None or ya is None:
             continue
         _check_pair(xname, xa, yname, ya)
@@ -83,9 +88,9 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
             _check_against_hypermodel(hm, xa, ya, where)
 
     obj = tuner.oracle.objective
-    if isinstance(obj, objective_module.DefaultObjective):
+    if isinstance(obj, DefaultObjective):
         return
-    names = [o.name for o in obj.objectives] if isinstance(obj, objective_module.MultiObjective) else [obj.name]
+    names = objective_names(obj)
     has_validation = val is not None or bool(kwargs.get("validation_split"))
     for name in names:
         if name.startswith("val_") and not has_validation:

@@ -102,4 +102,6 @@ def test_a_custom_hypermodel_fit_is_trusted_with_its_data(xy, tmp_path):
 
     tuner = make(tmp_path, hypermodel=Preprocessing())
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)  # 4 features in, 2 used
-    assert len(tuner.oracle.trials) == 1
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"], trials[0].message
+    assert trials[0].metrics.exists("val_accuracy")

@@ -53,33 +53,59 @@ class RecordLR(keras.callbacks.Callback):
 OPTIONS = {
     "lr_decay": dict(lr_decay="exponential"),
     "early_stopping": dict(early_stopping=1),
-    "pruning": dict(pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=1)),
+    # Accuracy never exceeds 1.01: every trial is pruned after its first epoch past the warmup.
+    "pruning": dict(pruning=ktplus.ThresholdPruner(lower=1.01, n_warmup_epochs=1)),
     "fast_path_off": dict(fast_path=False),
 }
+
+
+class SeenSteps(keras.callbacks.Callback):
+    """Records each fit's steps_per_execution (epoch-level only, deep-copyable)."""
+
+    seen: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        SeenSteps.seen.append(int(self.model.steps_per_execution))
+
+
+def _budget(trial):
+    """The epochs a trial was asked to train (Hyperband: its round's)."""
+    values = trial.hyperparameters.values
+    return values.get("tuner/epochs", 4) - values.get("tuner/initial_epoch", 0)
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("cls", TUNERS, ids=IDS)
 def test_each_option_on_each_tuner(cls, option, data, tmp_path):
     (x, y), val = data
+    # A negligible learning rate for early stopping: the objective is flat, so it must stop.
+    lr = 1e-12 if option == "early_stopping" else [0.01, 0.001]
     hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=[8, 16],
-                                learning_rate=[0.01, 0.001], dropout=0.0)
+                                learning_rate=lr, dropout=0.0)
     tuner = make(cls, hm, tmp_path, **OPTIONS[option])
     assert isinstance(tuner, getattr(keras_tuner, cls.__name__))
-    tuner.search(x, y, validation_data=val, epochs=4, verbose=0)
+    SeenSteps.seen = []
+    tuner.search(x, y, validation_data=val, epochs=4, verbose=0, callbacks=[SeenSteps()])
     trials = list(tuner.oracle.trials.values())
     assert trials and all(t.status == "COMPLETED" for t in trials)
     for t in trials:
-        epochs_run = trial_metric(t, "epochs_run")
-        assert epochs_run is not None and 1 <= epochs_run <= 4
-        assert trial_metric(t, "pruned") in (0.0, 1.0)
+        budget, epochs_run = _budget(t), trial_metric(t, "epochs_run")
         if option == "lr_decay":
             lr0 = t.hyperparameters.get("learning_rate")
             best_epoch = int(trial_metric(t, "best_epoch"))
             assert trial_metric(t, "learning_rate") == pytest.approx(lr0 * 0.9 ** (best_epoch - 1), rel=1e-4)
+        if option == "early_stopping":
+            assert epochs_run == min(2, budget)  # the first epoch, then patience 1
+        if option == "pruning" and t.hyperparameters.values.get("tuner/initial_epoch", 0) == 0:
+            assert trial_metric(t, "pruned") == (1.0 if budget >= 2 else 0.0)
+            assert epochs_run == min(2, budget)
+        if option != "early_stopping" and option != "pruning":
+            assert epochs_run == budget
     if option == "pruning":
         curves = list(Path(tmp_path, "p", "ktplus_curves").glob("trial_*.json"))
         assert len(curves) == len(trials)
+    # 64 samples in batches of 32: two steps per execution on the fast path, one without it.
+    assert set(SeenSteps.seen) == ({1} if option == "fast_path_off" else {2})
     assert tuner.get_best_models(1)[0].output_shape == (None, 2)
 
 

@@ -13,28 +13,33 @@ way the file is written under a temporary name and renamed into place.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+from ktplus._compat import BestEpochSaver, SaveBestEpoch
 
 
-class AtomicSaveBestEpoch(SaveBestEpoch):
+class AtomicSaveBestEpoch(BestEpochSaver):
     """`SaveBestEpoch` with atomic writes, by default once at train end.
 
     Args:
         original: keras-tuner's callback for this trial; its ``best_value``
             is continued and updated (it is shared by a trial's executions).
         defer: Keep the best weights in memory and write them at train end.
+        may_write: Called before the deferred write; False skips it (a
+            distributed worker that no longer owns the trial).
     """
 
-    def __init__(self, original: SaveBestEpoch, defer: bool = True) -> None:
+    def __init__(self, original: SaveBestEpoch, defer: bool = True,
+                 may_write: Callable[[], bool] | None = None) -> None:
         super().__init__(original.objective, original.filepath)
         self.original = original
         self.defer = defer
+        self.may_write = may_write
         self.best_value = original.best_value
         self._best_weights: list[Any] | None = None
 
-    def _save_model(self) -> None:
+    def save_best(self) -> None:
         if self.defer:
             self._best_weights = self.model.get_weights()
         else:
@@ -46,7 +51,7 @@ class AtomicSaveBestEpoch(SaveBestEpoch):
         # Keras needs the ".weights.h5" ending; the rename makes the write atomic.
         self.filepath = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
         try:
-            super()._save_model()
+            self.write_weights()
             if os.path.exists(self.filepath):  # a non-chief replica writes elsewhere
                 os.replace(self.filepath, final)
         finally:
@@ -56,7 +61,8 @@ class AtomicSaveBestEpoch(SaveBestEpoch):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.original.best_value = self.best_value
-        if self._best_weights is None:
+        if self._best_weights is None or (self.may_write is not None and not self.may_write()):
+            self._best_weights = None
             return
         current = self.model.get_weights()
         self.model.set_weights(self._best_weights)

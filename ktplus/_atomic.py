@@ -1,0 +1,55 @@
+"""Crash-safe files: write a temporary file in the same directory, fsync
+it and rename it over the target, so a reader sees the old file or the new
+one, never half of one. Used for every state file ktplus writes (curves,
+heartbeats, metadata) and, through `ktplus._compat.atomic_state_writes`, for
+keras-tuner's own state files under a ktplus tuner's project."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp creates 0600 files; state files get the usual umask-based mode,
+#: so other users of a shared directory (workers, TensorBoard) can read them.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to ``path`` via a temporary file, fsync and rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    """Writes JSON atomically (see `atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(data))

@@ -1,0 +1,242 @@
+"""Every use of keras-tuner's internals, in one place, behind one version check.
+
+ktplus builds on keras-tuner's private modules (``keras_tuner.src...``), on
+private methods it overrides (``_build_and_fit_model``, ``_try_build``) and on
+the text of one of its error messages. Those are not part of keras-tuner's
+public API and may change in any release, so this module refuses, loudly and
+at import, a keras-tuner version ktplus was not tested with (set
+``KTPLUS_SKIP_KERAS_TUNER_CHECK=1`` to try an untested version anyway).
+Nothing else in ktplus imports ``keras_tuner.src``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import keras_tuner
+
+#: keras-tuner releases whose internals ktplus was tested against.
+TESTED_KERAS_TUNER = ("1.4.8",)
+
+
+def check_keras_tuner_version(version: str = keras_tuner.__version__) -> None:
+    """Raises ImportError for a keras-tuner release ktplus was not tested with."""
+    if version in TESTED_KERAS_TUNER or os.environ.get("KTPLUS_SKIP_KERAS_TUNER_CHECK") == "1":
+        return
+    raise ImportError(
+        f"ktplus's tuners use keras-tuner internals tested with keras-tuner "
+        f"{', '.join(TESTED_KERAS_TUNER)}, but keras-tuner {version} is installed. Install a tested "
+        f"version (pip install 'keras-tuner=={TESTED_KERAS_TUNER[-1]}'), or set "
+        "KTPLUS_SKIP_KERAS_TUNER_CHECK=1 to try this one at your own risk."
+    )
+
+
+check_keras_tuner_version()
+
+from keras_tuner.src import utils as _kt_utils  # noqa: E402
+from keras_tuner.src.distribute import utils as dist_utils  # noqa: E402
+from keras_tuner.src.engine import objective as objective_module  # noqa: E402
+from keras_tuner.src.engine import oracle as oracle_module  # noqa: E402
+from keras_tuner.src.engine import trial as trial_module  # noqa: E402
+from keras_tuner.src.engine import tuner_utils  # noqa: E402
+from keras_tuner.src.engine.hyperparameters import HyperParameters  # noqa: E402
+from keras_tuner.src.tuners.bayesian import BayesianOptimizationOracle  # noqa: E402
+from keras_tuner.src.tuners.hyperband import HyperbandOracle  # noqa: E402
+
+from ktplus._atomic import atomic_write_text  # noqa: E402
+
+TrialStatus = trial_module.TrialStatus
+Trial = trial_module.Trial
+MultiObjective = objective_module.MultiObjective
+DefaultObjective = objective_module.DefaultObjective
+average_metrics_dicts = tuner_utils.average_metrics_dicts
+convert_to_metrics_dict = tuner_utils.convert_to_metrics_dict
+create_objective = objective_module.create_objective
+
+__all__ = [
+    "BayesianOptimizationOracle",
+    "DefaultObjective",
+    "HyperParameters",
+    "HyperbandOracle",
+    "KERAS_TUNER_CALLBACKS",
+    "MultiObjective",
+    "BestEpochSaver",
+    "SaveBestEpoch",
+    "TESTED_KERAS_TUNER",
+    "Trial",
+    "TrialStatus",
+    "TunerHooks",
+    "atomic_state_writes",
+    "chief_server",
+    "grpc_parts",
+    "average_metrics_dicts",
+    "convert_to_metrics_dict",
+    "create_objective",
+    "dist_utils",
+    "is_consecutive_failure_error",
+    "objective_names",
+    "oracle_lock",
+]
+
+
+def objective_names(objective: Any) -> list[str]:
+    """The metric names an objective reads (none for the default objective)."""
+    if isinstance(objective, MultiObjective):
+        return [o.name for o in objective.objectives]
+    if isinstance(objective, DefaultObjective):
+        return []
+    return [objective.name]
+
+
+def is_consecutive_failure_error(error: BaseException) -> bool:
+    """Whether ``error`` is keras-tuner's "too many consecutive failures"
+    (``Oracle._check_consecutive_failures``, matched by its text)."""
+    return isinstance(error, RuntimeError) and "consecutive failures" in str(error)
+
+
+@contextmanager
+def oracle_lock(oracle: Any) -> Iterator[None]:
+    """Holds the lock keras-tuner's ``@synchronized`` oracle methods use."""
+    name = threading.current_thread().name
+    lock = oracle_module.LOCKS[oracle]
+    lock.acquire()
+    oracle_module.THREADS[oracle] = name
+    try:
+        yield
+    finally:
+        oracle_module.THREADS[oracle] = None
+        lock.release()
+
+
+# -- atomic state writes, for ktplus's own tuners only -------------------------
+
+_atomic_lock = threading.Lock()
+_atomic_dirs: collections.Counter[str] = collections.Counter()
+_original_save_json: Callable[[Any, Any], str] | None = None
+
+
+def _dispatch_save_json(path: Any, obj: Any) -> str:
+    """keras-tuner's ``save_json``, atomic under a ktplus tuner's project."""
+    original = _original_save_json or _kt_utils.save_json
+    text_path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+    if "://" not in text_path:
+        absolute = os.path.abspath(text_path)
+        if any(absolute.startswith(d + os.sep) for d in list(_atomic_dirs)):
+            text = json.dumps(obj)
+            atomic_write_text(absolute, text)
+            return text
+    return original(path, obj)
+
+
+@contextmanager
+def atomic_state_writes(project_dir: str) -> Iterator[None]:
+    """Makes keras-tuner's JSON state writes under ``project_dir`` atomic
+    while the context is open (a temporary file, fsync, rename): a kill
+    mid-write leaves the old file or the new one, never half of one.
+
+    keras-tuner writes ``oracle.json``, ``trial.json`` and the tuner state
+    through ``keras_tuner.src.utils.save_json``; it is swapped for a
+    dispatcher only while a ktplus tuner works (nested and concurrent uses
+    are counted) and restored after, and writes outside the ktplus tuners'
+    project directories go to keras-tuner's own function unchanged.
+    """
+    global _original_save_json
+    directory = os.path.abspath(project_dir)
+    with _atomic_lock:
+        if not _atomic_dirs:
+            _original_save_json = _kt_utils.save_json
+            _kt_utils.save_json = _dispatch_save_json
+        _atomic_dirs[directory] += 1
+    try:
+        yield
+    finally:
+        with _atomic_lock:
+            _atomic_dirs[directory] -= 1
+            if _atomic_dirs[directory] <= 0:
+                del _atomic_dirs[directory]
+            if not _atomic_dirs and _original_save_json is not None:
+                _kt_utils.save_json = _original_save_json
+                _original_save_json = None
+
+
+from keras_tuner.src.engine.tuner_utils import SaveBestEpoch  # noqa: E402
+
+
+class BestEpochSaver(SaveBestEpoch):
+    """keras-tuner's best-epoch checkpoint callback with its private
+    ``_save_model`` routed to `save_best` (override it) and keras-tuner's
+    own write available as `write_weights`."""
+
+    def _save_model(self) -> None:
+        self.save_best()
+
+    def save_best(self) -> None:
+        self.write_weights()
+
+    def write_weights(self) -> None:
+        super()._save_model()
+
+
+def grpc_parts() -> tuple[Any, Any]:
+    """keras-tuner's gRPC protocol module and its chief's server module
+    (imported on first use: they load grpc)."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    return protos, oracle_chief
+
+
+@contextmanager
+def chief_server(serve: Callable[[Any], None]) -> Iterator[None]:
+    """Runs ``serve(oracle)`` instead of keras-tuner's
+    ``oracle_chief.start_server`` while a chief's ``search()`` runs."""
+    _, oracle_chief = grpc_parts()
+    original = oracle_chief.start_server
+    oracle_chief.start_server = serve
+    try:
+        yield
+    finally:
+        oracle_chief.start_server = original
+
+
+#: The callbacks keras-tuner adds to every fit itself (epoch-level only).
+KERAS_TUNER_CALLBACKS = (tuner_utils.TunerCallback, SaveBestEpoch)
+
+
+# -- the private Tuner methods ktplus hooks into --------------------------------
+
+
+class TunerHooks(keras_tuner.Tuner):
+    """Maps the private `keras_tuner.Tuner` methods ktplus extends to named
+    hooks, so the rest of ktplus overrides no underscored method.
+
+    ``_build_and_fit_model`` (one execution: build, then ``HyperModel.fit``)
+    calls ``_fit_execution(trial, fit, args, kwargs)`` with ``fit`` running
+    keras-tuner's own implementation; ``_try_build`` (every build, including
+    ``load_model``) calls ``_after_build(model)``.
+    """
+
+    def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        def fit(*fit_args: Any, **fit_kwargs: Any) -> Any:
+            return super(TunerHooks, self)._build_and_fit_model(trial, *fit_args, **fit_kwargs)
+
+        return self._fit_execution(trial, fit, args, kwargs)
+
+    def _try_build(self, hp: Any) -> Any:
+        return self._after_build(super()._try_build(hp))
+
+    def _fit_execution(self, trial: Any, fit: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        return fit(*args, **kwargs)
+
+    def _after_build(self, model: Any) -> Any:
+        return model
+
+    def _checkpoint_path(self, trial_id: str) -> str:
+        """Where keras-tuner keeps a trial's best-epoch weights."""
+        return str(self._get_checkpoint_fname(trial_id))

@@ -1,0 +1,133 @@
+"""The fast training path: five parts, each its own switch, each invisible
+to the user's code or stepping aside.
+
+* "data": numpy ``x``/``y`` (and numpy validation data and sample weights)
+  become, once per ``search()`` call, a prefetched ``tf.data`` pipeline
+  reused by every trial (re-batched when the batch size changes). Steps
+  aside when the hypermodel has its own ``fit`` (that fit receives exactly
+  what keras-tuner would give it), for other data types, for
+  ``validation_split``/``steps_per_epoch``, and without TensorFlow.
+* "steps_per_execution": raised to the steps of an epoch (at most 64) for
+  the trial's own fit, when the data part applied and no callback uses
+  batch-level hooks; models handed back later (``get_best_models``,
+  ``load_model``) keep the value they were compiled with.
+* "checkpoint": the best epoch's weights are kept in memory and written
+  once, when training ends, instead of at every improving epoch.
+* "gc_freeze": the objects alive when a search starts are moved out of the
+  garbage collector's scans (``gc.freeze``) for the search, so the
+  collections keras-tuner runs before every build cost milliseconds.
+* "release_gradients": after each trial, the entries Keras' own training
+  code added to TensorFlow's process-wide gradient registry are removed
+  (TensorFlow backend only; never a user function's, see
+  `ktplus.training._memory`).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import keras
+import keras_tuner
+
+from ktplus.hypermodels._base import BaseHyperModel
+from ktplus.training._data import (
+    KERAS_DEFAULT_BATCH_SIZE,
+    MAX_STEPS_PER_EXECUTION,
+    DataCache,
+    uses_batch_hooks,
+)
+from ktplus.training._memory import gradient_registry_snapshot, release_trial_gradients
+
+#: HyperModel.fit implementations that pass the data on to ``model.fit``
+#: unchanged (besides a tuned batch size, which the data part applies).
+_KNOWN_FITS = (keras_tuner.HyperModel.fit, BaseHyperModel.fit)
+
+
+def has_known_fit(hypermodel: Any) -> bool:
+    """Whether ``hypermodel.fit`` is keras-tuner's or ktplus's own (a user's
+    fit may use the arrays, a batch size or callbacks of its own)."""
+    return getattr(type(hypermodel), "fit", None) in _KNOWN_FITS
+
+
+def tuned_batch_size(hypermodel: Any, hp: Any, kwargs: dict) -> int | None:
+    """The batch size a trial trains with: the hypermodel's tuned knob, else
+    ``search(batch_size=...)``."""
+    if (isinstance(hypermodel, BaseHyperModel) and hypermodel.knobs.get("batch_size") is not None
+            and "batch_size" in hp.values):
+        return int(hp.values["batch_size"])
+    value = kwargs.get("batch_size")
+    return int(value) if value else None
+
+
+class FastPath:
+    """The fast path of one tuner.
+
+    Args:
+        parts: The parts switched on (see the module docstring).
+    """
+
+    def __init__(self, parts: frozenset[str]) -> None:
+        self.parts = parts
+        self._data: DataCache | None = None
+        self._steps_per_execution = 1
+
+    @contextmanager
+    def search(self) -> Iterator[None]:
+        """One ``search()`` call: the data cache and the gc freeze live
+        exactly as long, however the search ends."""
+        freeze = "gc_freeze" in self.parts and not gc.get_freeze_count()
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        self._data = DataCache() if "data" in self.parts else None
+        try:
+            yield
+        finally:
+            if self._data is not None:
+                self._data.close()
+                self._data = None
+            if freeze:
+                gc.unfreeze()
+
+    @contextmanager
+    def trial(self) -> Iterator[None]:
+        """One trial: releases Keras' gradient-registry entries afterwards."""
+        release = "release_gradients" in self.parts and keras.backend.backend() == "tensorflow"
+        before = gradient_registry_snapshot() if release else frozenset()
+        try:
+            yield
+        finally:
+            if release:
+                release_trial_gradients(before)
+
+    @contextmanager
+    def fit(self, hypermodel: Any, hp: Any, args: tuple, kwargs: dict,
+            user_callbacks: list[Any]) -> Iterator[tuple[tuple, dict]]:
+        """One execution's fit: yields the ``(args, kwargs)`` to fit with."""
+        self._steps_per_execution = 1
+        try:
+            if self._data is None or not has_known_fit(hypermodel) or not DataCache.applicable(args, kwargs):
+                yield args, kwargs
+                return
+            batch_size = tuned_batch_size(hypermodel, hp, kwargs) or KERAS_DEFAULT_BATCH_SIZE
+            args, kwargs = self._data.convert(args, kwargs, batch_size)
+            if "steps_per_execution" in self.parts and not any(uses_batch_hooks(c) for c in user_callbacks):
+                self._steps_per_execution = min(MAX_STEPS_PER_EXECUTION,
+                                                self._data.steps_per_epoch(batch_size))
+            yield args, kwargs
+        finally:
+            self._steps_per_execution = 1
+
+    def after_build(self, model: Any) -> Any:
+        """Raises a freshly built model's ``steps_per_execution`` during the
+        trial's own fit only (never for models built to be handed back)."""
+        if self._steps_per_execution > 1 and getattr(model, "steps_per_execution", 1) == 1:
+            model.steps_per_execution = self._steps_per_execution
+        return model
+
+    @property
+    def defer_checkpoint(self) -> bool:
+        return "checkpoint" in self.parts

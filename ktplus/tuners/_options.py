@@ -1,0 +1,144 @@
+"""The options every ktplus tuner adds to keras-tuner's, validated once.
+
+`TunerOptions` is one frozen dataclass: the tuners build it from their
+keyword arguments, and the ``ktplus`` command line builds the same object
+from its flags, so both accept and refuse exactly the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ktplus._errors import invalid
+from ktplus.training import _schedules
+from ktplus.training._callbacks import parse_early_stopping
+from ktplus.training._pruning import Pruner, parse_pruning
+
+#: The parts of the fast path, each its own switch.
+FAST_PARTS = ("data", "steps_per_execution", "checkpoint", "gc_freeze", "release_gradients")
+#: Names that switch on several parts at once.
+FAST_ALIASES = {"trial_overhead": ("checkpoint", "gc_freeze")}
+
+
+def parse_fast_path(value: Any) -> frozenset[str]:
+    """``fast_path=``: True (every part), False/None (none), one part's name
+    or a list of names (see `FAST_PARTS`; "trial_overhead" is "checkpoint"
+    plus "gc_freeze")."""
+    expected = (f"True, False, one of {', '.join(map(repr, (*FAST_PARTS, *FAST_ALIASES)))} "
+                "or a list of those")
+    if value is True:
+        return frozenset(FAST_PARTS)
+    if value is False or value is None:
+        return frozenset()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple, set, frozenset)) or not all(
+            isinstance(n, str) and (n in FAST_PARTS or n in FAST_ALIASES) for n in names):
+        raise invalid("fast_path", value, expected)
+    parts: set[str] = set()
+    for name in names:
+        parts.update(FAST_ALIASES.get(name, (name,)))
+    return frozenset(parts)
+
+
+def _parse_tensorboard(value: Any) -> bool | str:
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) != "":
+        path = os.fspath(value)
+        if "://" in path:
+            raise invalid("tensorboard", value, "a local or mounted directory (remote paths such as "
+                          "gs://... are not supported), True or False")
+        return path
+    raise invalid("tensorboard", value,
+                  "True (<directory>/<project_name>/tensorboard), False/None, or a directory path")
+
+
+def _parse_worker_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise invalid("worker_timeout", value, "a finite number of seconds > 0")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class TunerOptions:
+    """ktplus's options of one tuner, validated.
+
+    Build it with `TunerOptions.parse` from the tuners' keyword arguments;
+    `as_kwargs` gives them back in a form every ktplus tuner accepts.
+
+    Args:
+        lr_decay: The parsed schedule: an `LRDecay`, a `TunedLRDecay` or None.
+        early_stopping: EarlyStopping options (a dict), a
+            `keras.callbacks.EarlyStopping`, or None.
+        pruner: A `ktplus.Pruner` or None.
+        fast_path: The fast-path parts switched on.
+        tensorboard: True (the project's ``tensorboard`` folder), False, or
+            a directory.
+        worker_timeout: Seconds without a heartbeat after which the chief of
+            a distributed search declares a worker lost.
+
+    Example:
+
+    >>> from ktplus.tuners import TunerOptions
+    >>> TunerOptions.parse(early_stopping=3, fast_path="data").fast_path
+    frozenset({'data'})
+    """
+
+    lr_decay: Any = None
+    early_stopping: Any = None
+    pruner: Pruner | None = None
+    fast_path: frozenset[str] = field(default_factory=lambda: frozenset(FAST_PARTS))
+    tensorboard: bool | str = True
+    worker_timeout: float = 60.0
+
+    @classmethod
+    def parse(cls, *, lr_decay: Any = None, lr_warmup: Any = 0, early_stopping: Any = None,
+              pruning: Any = None, fast_path: Any = True, tensorboard: Any = True,
+              worker_timeout: Any = 60.0) -> TunerOptions:
+        """Validates the tuners' keyword arguments (see `ktplus.Tuner`).
+
+        Raises:
+            ValueError: naming the argument, the value and what is allowed.
+        """
+        return cls(
+            lr_decay=_schedules.parse_lr_decay(lr_decay, lr_warmup),
+            early_stopping=parse_early_stopping(early_stopping),
+            pruner=parse_pruning(pruning),
+            fast_path=parse_fast_path(fast_path),
+            tensorboard=_parse_tensorboard(tensorboard),
+            worker_timeout=_parse_worker_timeout(worker_timeout),
+        )
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of a ktplus tuner."""
+        return {"lr_decay": self.lr_decay, "early_stopping": self.early_stopping,
+                "pruning": self.pruner, "fast_path": sorted(self.fast_path),
+                "tensorboard": self.tensorboard, "worker_timeout": self.worker_timeout}
+
+    def check_objective(self, objective: Any, given: Any) -> None:
+        """Refuses options that watch one metric with an objective that is
+        not one metric (a list, or none: keras-tuner's default objective).
+
+        Args:
+            objective: The tuner's `keras_tuner.Objective`.
+            given: The ``objective`` argument as the user passed it.
+        """
+        from ktplus._compat import DefaultObjective, MultiObjective
+
+        multi = isinstance(objective, MultiObjective)
+        default = isinstance(objective, DefaultObjective)
+        needs_one = {"early_stopping": self.early_stopping is not None,
+                     "lr_decay": _schedules.needs_single_metric(self.lr_decay),
+                     "pruning": self.pruner is not None}
+        for arg, used in needs_one.items():
+            if used and (multi or default):
+                value = {"early_stopping": self.early_stopping, "lr_decay": self.lr_decay,
+                         "pruning": self.pruner}[arg]
+                raise invalid(arg, value,
+                              "an objective that is one metric name or keras_tuner.Objective to watch "
+                              f"(received objective={given!r}); leave {arg} off with "
+                              + ("several objectives" if multi else "no objective"))

@@ -1,0 +1,85 @@
+"""How keras-tuner's learning oracles see a pruned trial.
+
+A pruned trial keeps keras-tuner's COMPLETED status (it did run, and its
+best value so far is a real measurement), but its score is not a
+full-budget result:
+
+* Hyperband never promotes it to a later round: while Hyperband picks the
+  candidates of the next round, pruned trials are not among the completed
+  ones.
+* BayesianOptimization learns it as no better than the worst fully trained
+  trial (its own value when that is worse), so the Gaussian process marks
+  its region as poor without taking a truncated score for a finished one.
+
+`adopt_oracle` gives keras-tuner's own Hyperband and Bayesian oracles (exact
+classes only) this behaviour; a user's oracle subclass is left as it is and
+sees a pruned trial as COMPLETED with the metric ``pruned`` = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ktplus._compat import BayesianOptimizationOracle, HyperbandOracle, TrialStatus
+from ktplus._facts import is_pruned
+
+
+def _pruned(trials: Any) -> list[Any]:
+    return [t for t in trials if t.status == TrialStatus.COMPLETED and is_pruned(t)]
+
+
+@contextmanager
+def _hidden(trials: list[Any]) -> Iterator[None]:
+    """Shows ``trials`` as STOPPED (not completed) inside the context."""
+    for t in trials:
+        t.status = TrialStatus.STOPPED
+    try:
+        yield
+    finally:
+        for t in trials:
+            t.status = TrialStatus.COMPLETED
+
+
+class PruningAwareHyperbandOracle(HyperbandOracle):
+    """keras-tuner's HyperbandOracle that never promotes a pruned trial."""
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        with _hidden(_pruned(self.trials.values())):
+            return super().populate_space(trial_id)
+
+
+class PruningAwareBayesianOptimizationOracle(BayesianOptimizationOracle):
+    """keras-tuner's BayesianOptimizationOracle that learns a pruned trial
+    as no better than the worst fully trained one."""
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        pruned = _pruned(self.trials.values())
+        full = [t.score for t in self.trials.values() if t.status == TrialStatus.COMPLETED
+                and t.score is not None and t not in pruned]
+        if not pruned or not full:
+            return super().populate_space(trial_id)
+        maximize = self.objective.direction == "max"
+        worst = min(full) if maximize else max(full)
+        saved = {t.trial_id: t.score for t in pruned}
+        for t in pruned:
+            if t.score is not None:
+                t.score = min(t.score, worst) if maximize else max(t.score, worst)
+        try:
+            return super().populate_space(trial_id)
+        finally:
+            for t in pruned:
+                t.score = saved[t.trial_id]
+
+
+_ADOPTED = {HyperbandOracle: PruningAwareHyperbandOracle,
+            BayesianOptimizationOracle: PruningAwareBayesianOptimizationOracle}
+
+
+def adopt_oracle(oracle: Any) -> None:
+    """Gives keras-tuner's own Hyperband/Bayesian oracle (exact class) the
+    pruning-aware behaviour above; other oracles are left untouched."""
+    cls = _ADOPTED.get(type(oracle))
+    if cls is not None:
+        oracle.__class__ = cls

@@ -1,0 +1,210 @@
+"""One trial's records, owned in one place: its start (a clean TensorBoard
+run), the callbacks of each execution (curve, scalars), and its end —
+completed, pruned or failed — with the trial facts, the curve's final state
+and the HParams session."""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import warnings
+from typing import Any
+
+import keras
+
+from ktplus import _facts
+from ktplus._compat import average_metrics_dicts, convert_to_metrics_dict, objective_names
+from ktplus.logging import TrialLogger, trial_run_dir
+from ktplus.logging._hparams import session_hparams
+from ktplus.training._pruning import PruningCallback
+
+
+class _FencedCurves:
+    """The tuner's curve store, read as usual, written only while this
+    process owns the trial (a stalled distributed worker must not overwrite
+    the curve of the worker that re-runs its trial)."""
+
+    def __init__(self, store: Any, owns: Any) -> None:
+        self._store = store
+        self._owns = owns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        if self._owns():
+            self._store.write(*args, **kwargs)
+
+
+class _Execution:
+    def __init__(self, curves: PruningCallback, logger: TrialLogger | None) -> None:
+        self.curves = curves
+        self.logger = logger
+
+
+def _with_facts(history: keras.callbacks.History, curves: PruningCallback) -> keras.callbacks.History:
+    """A copy of ``history`` with the trial facts as per-epoch series, so
+    keras-tuner reads them at the best epoch like every metric."""
+    epochs = list(history.epoch)
+    n = len(epochs)
+    series: dict[str, list[float]] = {
+        _facts.EPOCHS_RUN: [float(n)] * n,
+        _facts.BEST_EPOCH: [float(e + 1) for e in epochs],
+        _facts.PRUNED: [1.0 if curves.pruned_epoch is not None else 0.0] * n,
+    }
+    if curves.pruned_epoch is not None:
+        series[_facts.PRUNED_EPOCH] = [float(curves.pruned_epoch + 1)] * n
+    out = copy.copy(history)
+    out.history = {**history.history, **series}
+    return out
+
+
+class TrialRecorder:
+    """Start, executions and end of one trial of a ktplus tuner.
+
+    Args:
+        tuner: The `ktplus.Tuner` running the trial.
+        trial: The keras-tuner `Trial`.
+    """
+
+    def __init__(self, tuner: Any, trial: Any) -> None:
+        self.tuner = tuner
+        self.trial = trial
+        self.start = time.time()
+        self.executions: list[_Execution] = []
+        self.finished = False
+        if tuner._tb is not None:
+            tuner._tb.start_trial(trial.trial_id)
+
+    @property
+    def _objective(self) -> Any:
+        return self.tuner.oracle.objective
+
+    def owns(self) -> bool:
+        """False once a distributed chief gave this trial to another worker."""
+        return bool(self.tuner._owns_trial(self.trial.trial_id))
+
+    def execution_callbacks(self, hp: Any, total_epochs: int) -> list[keras.callbacks.Callback]:
+        """ktplus's callbacks for one execution (a fresh set each time)."""
+        from ktplus.training import _schedules
+        from ktplus.training._callbacks import NaNGuard, make_early_stopping
+
+        options = self.tuner.options
+        obj = self._objective
+        ours: list[keras.callbacks.Callback] = []
+        decay = options.lr_decay
+        if isinstance(decay, _schedules.TunedLRDecay):
+            decay = _schedules.decay_from_hp(hp, decay)
+        if isinstance(decay, _schedules.LRDecay):
+            ours.append(_schedules.LearningRateDecay(decay, total_epochs, monitor=obj.name,
+                                                     mode=obj.direction))
+        if options.early_stopping is not None:
+            ours.append(make_early_stopping(options.early_stopping, obj))
+        parent = hp.values.get("tuner/trial_id")
+        store = self.tuner._curves
+        fenced: Any = _FencedCurves(store, self.owns)
+        curves = PruningCallback(options.pruner, fenced, self.trial.trial_id, obj,
+                                 initial_curve=store.read(parent) if parent else None)
+        ours.append(curves)
+        logger = None
+        if self.tuner.tensorboard_dir:
+            run_dir = trial_run_dir(self.tuner.tensorboard_dir, self.trial.trial_id)
+            multi = getattr(self.tuner, "executions_per_trial", 1) > 1
+            logger = TrialLogger(
+                os.path.join(run_dir, f"execution_{len(self.executions)}") if multi else run_dir,
+                run_dir if not self.executions else None,
+                session_hparams(hp, "running"),
+            )
+            ours.append(logger)
+        # Last of ours: the failing epoch is still logged and recorded.
+        ours.append(NaNGuard(["loss", *objective_names(obj)]))
+        self.executions.append(_Execution(curves, logger))
+        return ours
+
+    def _close_loggers(self) -> None:
+        for ex in self.executions:
+            if ex.logger is not None:
+                ex.logger.close()  # a fit that raised never reached on_train_end
+
+    def fail(self, error: BaseException) -> None:
+        """The trial raised: curves end "failed", the session says so."""
+        self.finished = True
+        self._close_loggers()
+        if not self.owns():
+            return
+        for ex in self.executions:
+            ex.curves.finish(_facts.FAILED)
+        if isinstance(error, Exception):
+            self._log(_facts.FAILED, self._logger_facts())
+
+    def finish(self, results: Any) -> Any:
+        """The trial returned ``results``: records its facts and returns the
+        results keras-tuner should see (Histories carry the facts)."""
+        self.finished = True
+        self._close_loggers()
+        if not self.owns():
+            return results
+        histories = (isinstance(results, list) and len(results) == len(self.executions)
+                     and all(isinstance(h, keras.callbacks.History) for h in results))
+        pruned = any(ex.curves.pruned_epoch is not None for ex in self.executions)
+        if histories and not all(self._has_objective(h) for h in results):
+            for ex in self.executions:  # e.g. validation_freq > epochs run: keras-tuner decides
+                ex.curves.finish(_facts.FAILED)
+            return results
+        for ex in self.executions:
+            ex.curves.finish(_facts.PRUNED if ex.curves.pruned_epoch is not None else _facts.COMPLETED)
+        if histories:
+            results = [_with_facts(h, ex.curves) for h, ex in zip(results, self.executions)]
+        try:
+            merged = convert_to_metrics_dict(results, self._objective) if results is not None else {}
+        except Exception:  # keras-tuner reports unusable results itself
+            merged = {}
+        metrics = {**self._logger_facts(),
+                   **{k if k in _facts.FACTS else f"best/{k}": float(v) for k, v in (merged or {}).items()
+                      if _is_number(v)}}
+        try:
+            metrics["score"] = float(self._objective.get_value(merged))
+        except (KeyError, TypeError, ValueError):
+            pass
+        self._log(_facts.PRUNED if pruned else _facts.COMPLETED, metrics)
+        return results
+
+    def _has_objective(self, history: keras.callbacks.History) -> bool:
+        names = objective_names(self._objective) or [self._objective.name]
+        return all(any(v is not None for v in history.history.get(n, [])) for n in names)
+
+    def _logger_facts(self) -> dict[str, float]:
+        """Last-epoch values, parameter count and epochs run, averaged over
+        the executions."""
+        loggers = [ex.logger for ex in self.executions if ex.logger is not None]
+        facts: dict[str, float] = {}
+        if not loggers:
+            return facts
+        lasts = [{f"last/{k}": v for k, v in lg.last_logs.items() if k != "epoch_seconds"}
+                 for lg in loggers if lg.last_logs]
+        if lasts:
+            facts.update(average_metrics_dicts(lasts))
+        facts[_facts.EPOCHS_RUN] = sum(lg.epochs for lg in loggers) / len(loggers)
+        params = [lg.num_params for lg in loggers if lg.num_params is not None]
+        if params:
+            facts["num_params"] = float(params[0])
+        return facts
+
+    def _log(self, status: str, metrics: dict[str, float]) -> None:
+        tb = self.tuner._tb
+        if tb is None:
+            return
+        try:
+            tb.end_trial(self.trial, status, metrics, self.start, self.tuner.oracle.get_space().space)
+        except Exception as e:  # logging must never fail a trial
+            warnings.warn(f"ktplus: TensorBoard logging of trial {self.trial.trial_id} failed: {e!r}",
+                          stacklevel=2)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,300 @@
+"""`ktplus.Tuner`: every ktplus option over `keras_tuner.Tuner`, with any
+oracle. The four search algorithms are this class plus their oracle."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import keras_tuner
+
+from ktplus import _facts
+from ktplus._compat import (
+    KERAS_TUNER_CALLBACKS,
+    SaveBestEpoch,
+    TunerHooks,
+    atomic_state_writes,
+    create_objective,
+    is_consecutive_failure_error,
+)
+from ktplus._errors import invalid
+from ktplus.logging import SearchLogger
+from ktplus.results import results_frame, write_meta
+from ktplus.training import _schedules
+from ktplus.training._pruning import CurveStore
+from ktplus.tuners import _distributed
+from ktplus.tuners._checkpoint import AtomicSaveBestEpoch
+from ktplus.tuners._fast_path import FastPath
+from ktplus.tuners._options import TunerOptions
+from ktplus.tuners._oracles import adopt_oracle
+from ktplus.tuners._recorder import TrialRecorder
+from ktplus.tuners._validate import validate_search_inputs
+
+CURVES_DIR = "ktplus_curves"
+
+_OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
+            "plateau" (on the objective), a dict such as
+            `{{"schedule": "step", "factor": 0.5, "step_size": 5}}`, a
+            `ktplus.LRDecay`, or "tune" to make the schedule and its
+            parameters hyperparameters. Scales the learning rate of whatever
+            optimizer the model was compiled with; logged as `learning_rate`.
+        lr_warmup: Epochs of linear warmup before the schedule (with every
+            form of `lr_decay`; with "tune" it fixes the warmup).
+        early_stopping: None, True (patience 5), an int patience, a dict of
+            `keras.callbacks.EarlyStopping` options or an EarlyStopping. It
+            monitors the objective in its direction and restores the best
+            weights.
+        pruning: None, "median" (median stopping rule), "percentile" (keep the
+            best quarter) or a `ktplus.Pruner`. A pruned trial is never
+            promoted by Hyperband; BayesianOptimization learns it as no
+            better than the worst fully trained trial.
+        fast_path: True (default, every part), False (none), or a part's
+            name or a list of them: "data" (numpy data as one cached,
+            prefetched tf.data pipeline per search), "steps_per_execution",
+            "checkpoint" (best-epoch weights written once per trial),
+            "gc_freeze", "release_gradients" ("trial_overhead" is
+            "checkpoint" plus "gc_freeze"). Each part steps aside where it
+            could change what user code sees (a custom `HyperModel.fit`
+            gets exactly keras-tuner's arguments).
+        tensorboard: True (default: `<directory>/<project_name>/tensorboard`),
+            a directory, or False: every trial's scalars, HParams session and
+            text, and a search overview.
+        worker_timeout: In keras-tuner's distributed mode, seconds without a
+            heartbeat after which the chief declares a worker lost and
+            re-queues (once) or fails its trial, so the search still ends."""
+
+
+def tuner_docstring(name: str, budget: str) -> str:
+    """The docstring of ``ktplus.<name>`` (the options are the same for all)."""
+    return f"""`keras_tuner.{name}` with ktplus's options: learning-rate decay,
+    early stopping, pruning, a fast training path and TensorBoard logging.
+    Takes every argument of `keras_tuner.{name}`; see `ktplus.Tuner`.
+
+    Args:
+        *args: Positional arguments of `keras_tuner.{name}` (hypermodel, ...).
+        {_OPTIONS_DOC}
+        **kwargs: Keyword arguments of `keras_tuner.{name}`.
+
+    Each trial records `epochs_run`, `best_epoch` and `pruned` (and
+    `pruned_epoch`) with its metrics; a NaN or infinite loss fails the trial.
+
+    Example:
+
+    >>> import tempfile
+    >>> import ktplus
+    >>> hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
+    >>> tuner = ktplus.{name}(hm, objective="val_accuracy", {budget},
+    ...     lr_decay="cosine", early_stopping=3, pruning="median",
+    ...     directory=tempfile.mkdtemp())
+    >>> tuner.early_stopping
+    {{'patience': 3}}
+    """
+
+
+def _given_objective(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """The tuner's objective (as keras-tuner will create it) and the value
+    the user gave, from a tuner's or a search algorithm's arguments."""
+    oracle = kwargs.get("oracle", args[0] if args and isinstance(args[0], keras_tuner.Oracle) else None)
+    if isinstance(oracle, keras_tuner.Oracle):
+        return oracle.objective, oracle.objective
+    given = kwargs.get("objective", args[1] if len(args) > 1 else None)
+    return create_objective(given), given
+
+
+class Tuner(TunerHooks):
+    __doc__ = f"""`keras_tuner.Tuner` with ktplus's options, over any oracle.
+
+    A drop-in replacement: takes every argument of `keras_tuner.Tuner`
+    (`oracle`, `hypermodel`, `directory`, ...) and runs user subclasses
+    (custom `run_trial`, `HyperModel.fit` returning a History, a dict or a
+    float) exactly as keras-tuner does, adding:
+
+    Args:
+        *args: Positional arguments of `keras_tuner.Tuner` (oracle, hypermodel).
+        {_OPTIONS_DOC.replace("{{", "{").replace("}}", "}")}
+        **kwargs: Keyword arguments of `keras_tuner.Tuner`.
+
+    Example:
+
+    >>> import tempfile
+    >>> import keras_tuner
+    >>> import ktplus
+    >>> oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2)
+    >>> tuner = ktplus.Tuner(oracle=oracle,
+    ...                      hypermodel=ktplus.DenseHyperModel(input_shape=(4,), num_classes=3),
+    ...                      early_stopping=2, directory=tempfile.mkdtemp())
+    >>> sorted(tuner.fast_path)[:2]
+    ['checkpoint', 'data']
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        lr_decay: Any = None,
+        lr_warmup: int = 0,
+        early_stopping: Any = None,
+        pruning: Any = None,
+        fast_path: Any = True,
+        tensorboard: Any = True,
+        worker_timeout: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        # Everything is validated before keras-tuner touches the directory.
+        options = TunerOptions.parse(lr_decay=lr_decay, lr_warmup=lr_warmup, early_stopping=early_stopping,
+                                     pruning=pruning, fast_path=fast_path, tensorboard=tensorboard,
+                                     worker_timeout=worker_timeout)
+        objective, given = _given_objective(args, kwargs)
+        options.check_objective(objective, given)
+        directory = kwargs.get("directory")
+        if directory is not None and "://" in os.fspath(directory):
+            raise invalid("directory", directory,
+                          "a local or mounted directory shared by every worker: ktplus writes its curves, "
+                          "heartbeats and TensorBoard logs with local file operations (remote paths such "
+                          "as gs://... are not supported)")
+        self.options = options
+        self._max_epochs = kwargs.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
+        with atomic_state_writes(os.fspath(directory or ".")):
+            super().__init__(*args, **kwargs)
+        adopt_oracle(self.oracle)
+        if isinstance(options.lr_decay, _schedules.TunedLRDecay):
+            space = self.oracle.get_space()
+            _schedules.declare_tuned_decay(space, options.lr_decay)
+            self.oracle.update_space(space)
+        tb = options.tensorboard
+        self.tensorboard_dir: str | None = (os.path.join(self.project_dir, "tensorboard") if tb is True
+                                            else (os.fspath(tb) if tb else None))
+        self._curves = CurveStore(os.path.join(self.project_dir, CURVES_DIR))
+        self._tb = (SearchLogger(self.tensorboard_dir, self.oracle.objective, self._curves)
+                    if self.tensorboard_dir else None)
+        self._fast = FastPath(options.fast_path)
+        self._recorders: dict[str, TrialRecorder] = {}
+        write_meta(self.project_dir, self.oracle.objective, type(self).__name__)
+
+    # -- the options, as attributes ------------------------------------------
+
+    @property
+    def lr_decay(self) -> Any:
+        return self.options.lr_decay
+
+    @property
+    def early_stopping(self) -> Any:
+        return self.options.early_stopping
+
+    @property
+    def pruner(self) -> Any:
+        return self.options.pruner
+
+    @property
+    def fast_path(self) -> frozenset[str]:
+        return self.options.fast_path
+
+    @property
+    def worker_timeout(self) -> float:
+        return self.options.worker_timeout
+
+    @property
+    def curves(self) -> CurveStore:
+        """Per-trial objective curves, shared by all workers of a search."""
+        return self._curves
+
+    def results(self) -> Any:
+        """The trials of this search as a pandas DataFrame, best first.
+
+        Returns:
+            One row per trial: ``trial_id``, ``status`` (completed, pruned,
+            failed, ...), ``score``, ``epochs`` (run), ``best_epoch``, the
+            hyperparameters and ``best/<metric>`` columns.
+        """
+        space = [hp.name for hp in self.oracle.get_space().space]
+        return results_frame(self.oracle.trials.values(), self.oracle.objective.name,
+                             self.oracle.objective.direction, space)
+
+    # -- the search ----------------------------------------------------------
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """Runs the search, as `keras_tuner.Tuner.search` does.
+
+        The inputs are checked before the first trial (a clear ValueError
+        for data or an objective that cannot work); the fast path's data
+        cache and garbage-collector freeze live for this call only, however
+        it ends.
+        """
+        validate_search_inputs(self, fit_args, fit_kwargs)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(atomic_state_writes(self.project_dir))
+            stack.enter_context(self._fast.search())
+            stack.enter_context(_distributed.session(self))
+            try:
+                super().search(*fit_args, **fit_kwargs)
+            except RuntimeError as e:
+                if not is_consecutive_failure_error(e):
+                    raise
+                raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
+
+    def _failure_report(self, headline: str) -> str:
+        """keras-tuner's "too many consecutive failures", with every failed
+        trial and its reason."""
+        trials = getattr(self.oracle, "trials", None) or {}  # a worker's oracle client has none
+        failed = [t for t in trials.values() if str(t.status) in ("FAILED", "INVALID")]
+        lines = [f"{headline} The search stopped; failed trials:"]
+        for t in failed:
+            reason = (t.message or "no message").strip().splitlines()
+            lines.append(f"  trial {t.trial_id}: {reason[-1] if reason else 'no message'}")
+        return "\n".join(lines)
+
+    def _recorder(self, trial: Any) -> TrialRecorder:
+        recorder = self._recorders.get(trial.trial_id)
+        if recorder is None:
+            recorder = self._recorders[trial.trial_id] = TrialRecorder(self, trial)
+        return recorder
+
+    def _owns_trial(self, trial_id: str) -> bool:
+        return _distributed.owns_trial(self, trial_id)
+
+    def on_trial_begin(self, trial: Any) -> None:
+        super().on_trial_begin(trial)
+        self._recorders.pop(trial.trial_id, None)
+        self._recorder(trial)
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = self._recorder(trial)
+        with self._fast.trial():
+            try:
+                results = super().run_trial(trial, *args, **kwargs)
+            except BaseException as error:
+                recorder.fail(error)
+                raise
+        return recorder.finish(results)
+
+    def on_trial_end(self, trial: Any) -> None:
+        recorder = self._recorders.pop(trial.trial_id, None)
+        super().on_trial_end(trial)
+        if recorder is not None and not recorder.finished:
+            # A subclass's run_trial did not reach ours: log what the trial holds.
+            status = _facts.status_of(trial)
+            metrics = {f"best/{name}": float(trial.metrics.get_best_value(name))
+                       for name in trial.metrics.metrics if trial.metrics.get_best_value(name) is not None}
+            if trial.score is not None:
+                metrics["score"] = float(trial.score)
+            recorder.finished = True
+            recorder._log(_facts.FAILED if status in ("failed", "invalid") else status, metrics)
+
+    def _total_epochs(self, kwargs: dict) -> int:
+        max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)  # Hyperband's budget
+        return int(max_epochs or kwargs.get("epochs") or 1)
+
+    def _fit_execution(self, trial: Any, fit: Any, args: tuple, kwargs: dict) -> Any:
+        recorder = self._recorder(trial)
+        hp = trial.hyperparameters
+        given = list(kwargs.get("callbacks", []))
+        user_callbacks = [c for c in given if not isinstance(c, KERAS_TUNER_CALLBACKS)]
+        ours = recorder.execution_callbacks(hp, self._total_epochs(kwargs))
+        theirs = [AtomicSaveBestEpoch(c, defer=self._fast.defer_checkpoint, may_write=recorder.owns)
+                  if isinstance(c, SaveBestEpoch) else c for c in given]
+        with self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
+            fit_kwargs = {**fit_kwargs, "callbacks": [*ours, *theirs]}
+            return fit(*fit_args, **fit_kwargs)
+
+    def _after_build(self, model: Any) -> Any:
+        return self._fast.after_build(model)
