@@ -18,7 +18,7 @@ from ktplus import datasets  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # gc.collect with TensorFlow loaded costs ~1 s
 
 
 @pytest.fixture(scope="session")

@@ -6,143 +6,334 @@ that sets ``model.stop_training``. Each trial's curve (its objective value by
 epoch) is written atomically to ``<project>/ktplus_curves/trial_<id>.json``;
 every worker of a distributed search sharing the directory reads all of
 them, so a decision uses the curves of trials run anywhere.
+
+The rules follow Optuna's pruners (``optuna.pruners.PercentilePruner``,
+``MedianPruner``, ``ThresholdPruner``), with the 0-based epoch index as
+Optuna's ``step``:
+
+- ``n_startup_trials``: no pruning until that many trials have completed
+  (pruned and failed trials do not count);
+- ``n_warmup_epochs`` (Optuna's ``n_warmup_steps``): no pruning while
+  ``epoch < n_warmup_epochs``; the earliest a trial can be pruned is at
+  ``epoch == n_warmup_epochs``;
+- no pruning at an epoch where no completed trial has a value (Optuna's
+  ``n_min_trials=1``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 
-from ktplus.hypermodels._knobs import invalid
-from ktplus.training._atomic import atomic_write_json
+from ktplus._atomic import atomic_write_json
+from ktplus._errors import invalid
+
+#: Curve states written by `PruningCallback`.
+RUNNING, COMPLETED, PRUNED, FAILED = "running", "completed", "pruned", "failed"
+
+
+def _values(raw: Any) -> dict[int, float]:
+    """``{"3": 0.5, ...}`` from a file -> ``{3: 0.5}`` (null -> NaN)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"a curve must be a JSON object, got {type(raw).__name__}")
+    return {int(k): math.nan if v is None else float(v) for k, v in raw.items()}
+
+
+class _Curve(NamedTuple):
+    trial_id: str
+    state: str | None
+    values: dict[int, float]  # the epochs the trial itself trained
+    inherited: dict[int, float]  # the epochs of its Hyperband ancestors
 
 
 class CurveStore:
-    """Per-trial objective curves in a directory (one file per trial).
+    """Per-trial objective curves in a directory, one JSON file per trial.
 
-    A curve is ``{"values": {epoch: value}, "state": "running" | "completed"
-    | "pruned" | "failed"}``; epochs are 0-based and absolute.
+    A file holds::
+
+        {"trial_id": "7", "state": "running" | "completed" | "pruned" | "failed",
+         "worker": <KERASTUNER_TUNER_ID or null>,
+         "values": {"3": 0.52, "4": 0.61},          # epochs this trial trained
+         "inherited": {"0": 0.31, "1": 0.40, ...},  # its Hyperband parent's lineage
+         "pruned_against": ["1", "2"]}              # only when pruned
+
+    Epochs are 0-based and absolute (a Hyperband continuation starting at
+    ``initial_epoch=3`` writes its epochs from 3). ``"inherited"`` may be
+    absent (files written before it existed, or trials with no parent).
+
+    `read` returns a trial's whole lineage (inherited epochs, then its own),
+    which is what a continuation starts from; `finished` returns only the
+    epochs each trial trained itself, so that a promoted trial is not
+    counted again, at its parent's epochs, among the trials a decision
+    compares with.
+
+    One instance keeps the parsed files, keyed by each file's
+    ``(st_ino, st_mtime_ns, st_size)``: `finished` costs one ``stat`` per
+    file and parses only the files that changed since the last call. Share
+    one instance between the trials of a search.
+
+    Args:
+        directory: Where the curve files are (created on the first write).
+
+    Example:
+
+    >>> import tempfile
+    >>> store = CurveStore(tempfile.mkdtemp())
+    >>> store.write("1", {0: 0.5, 1: 0.6}, "completed")
+    >>> store.write("2", {2: 0.7}, "completed", inherited=store.read("1"))
+    >>> store.read("2")
+    {0: 0.5, 1: 0.6, 2: 0.7}
+    >>> store.finished()
+    {'1': {0: 0.5, 1: 0.6}, '2': {2: 0.7}}
     """
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
+        self._cache: dict[str, tuple[tuple[int, int, int], _Curve | None]] = {}
 
     def path(self, trial_id: str) -> Path:
+        """The file of ``trial_id``'s curve."""
         return self.directory / f"trial_{trial_id}.json"
 
-    def write(self, trial_id: str, values: dict[int, float], state: str,
-              compared_with: list[str] | None = None) -> None:
+    def write(self, trial_id: str, values: Mapping[int, float], state: str,
+              compared_with: list[str] | None = None, *,
+              inherited: Mapping[int, float] | None = None) -> None:
+        """Writes a trial's curve atomically.
+
+        Args:
+            trial_id: The trial.
+            values: The epochs the trial trained itself, ``{epoch: value}``.
+            state: "running", "completed", "pruned" or "failed".
+            compared_with: When pruned, the ids of the trials the decision
+                used.
+            inherited: The epochs before the trial's ``initial_epoch``, from
+                its Hyperband parent (`read` of the parent).
+        """
         data: dict[str, Any] = {
             "trial_id": trial_id, "state": state, "worker": os.environ.get("KERASTUNER_TUNER_ID"),
             "values": {str(k): v for k, v in sorted(values.items())},
         }
+        if inherited:
+            data["inherited"] = {str(k): v for k, v in sorted(inherited.items())}
         if compared_with is not None:
             data["pruned_against"] = compared_with  # the finished trials the decision used
         atomic_write_json(self.path(trial_id), data)
 
-    def read(self, trial_id: str) -> dict[int, float]:
+    def _load(self, path: Path, stat: os.stat_result | None = None) -> _Curve | None:
+        """The parsed file, from the cache unless the file changed; None
+        when it is missing or unreadable (e.g. being replaced)."""
+        key = str(path)
         try:
-            data = json.loads(self.path(trial_id).read_text())
-        except (OSError, ValueError):
+            st = stat if stat is not None else path.stat()
+        except OSError:
+            self._cache.pop(key, None)
+            return None
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        curve: _Curve | None
+        try:
+            data = json.loads(path.read_text())
+            curve = _Curve(str(data.get("trial_id", path.stem[len("trial_"):])), data.get("state"),
+                           _values(data.get("values")), _values(data.get("inherited")))
+        except FileNotFoundError:
+            self._cache.pop(key, None)
+            return None
+        except (OSError, ValueError, TypeError, AttributeError):
+            curve = None  # unreadable: parsed again once the file changes
+        self._cache[key] = (sig, curve)
+        return curve
+
+    def read(self, trial_id: str) -> dict[int, float]:
+        """The trial's whole curve: inherited epochs and its own, by epoch
+        ({} when there is no readable file)."""
+        curve = self._load(self.path(trial_id))
+        if curve is None:
             return {}
-        return {int(k): v for k, v in data.get("values", {}).items()}
+        return dict(sorted({**curve.inherited, **curve.values}.items()))
 
     def finished(self, exclude: str | None = None,
-                 states: tuple[str, ...] = ("completed",)) -> dict[str, dict[int, float]]:
-        """Curves of trials in ``states`` (default: completed, so neither
-        pruned nor failed), by trial id."""
+                 states: tuple[str, ...] = (COMPLETED,)) -> dict[str, dict[int, float]]:
+        """The epochs each trial in ``states`` trained itself (inherited
+        epochs left out), by trial id.
+
+        Args:
+            exclude: A trial id to leave out (the one deciding).
+            states: Which curves to return; the default, completed only,
+                leaves out pruned and failed trials, as Optuna's pruners
+                count only COMPLETE trials.
+        """
         out: dict[str, dict[int, float]] = {}
-        if not self.directory.is_dir():
+        try:
+            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
+        except OSError:
             return out
-        for p in sorted(self.directory.glob("trial_*.json")):
+        skip = self.path(exclude).name if exclude is not None else None
+        seen = set()
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith("trial_") and name.endswith(".json")) or name == skip:
+                continue
+            path = self.directory / name
+            seen.add(str(path))
             try:
-                data = json.loads(p.read_text())
-            except (OSError, ValueError):
-                continue  # a file being replaced; next epoch will see it
-            if data.get("state") in states and data.get("trial_id") != exclude:
-                out[data["trial_id"]] = {int(k): v for k, v in data["values"].items()}
+                st = entry.stat()
+            except OSError:
+                continue
+            curve = self._load(path, st)
+            if curve is None:
+                continue  # a file being replaced or damaged; skipped
+            if curve.state in states and curve.trial_id != exclude:
+                out[curve.trial_id] = dict(curve.values)
+        keep = str(self.path(exclude)) if exclude is not None else None
+        for key in [k for k in self._cache if k not in seen and k != keep]:
+            del self._cache[key]  # files removed since the last call
         return out
+
+
+def _check_int(arg: str, value: Any) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+        raise invalid(arg, value, "an integer >= 0")
+    return int(value)
+
+
+def _is_real(value: Any) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and not math.isnan(value))
 
 
 class Pruner:
     """Decides whether a trial is hopeless. Subclasses implement `prune`.
 
     Args:
-        n_startup_trials: No pruning until this many trials finished.
-        n_warmup_epochs: No pruning before this many epochs of a trial.
+        n_startup_trials: No pruning until this many trials have completed
+            (pruned and failed trials do not count).
+        n_warmup_epochs: No pruning while the 0-based epoch index is less
+            than this (Optuna's ``n_warmup_steps``): the earliest a trial can
+            be pruned is after epoch ``n_warmup_epochs``, i.e. after
+            ``n_warmup_epochs + 1`` epochs; 0 allows pruning after the first.
     """
 
     def __init__(self, *, n_startup_trials: int = 3, n_warmup_epochs: int = 2) -> None:
-        for arg, v in (("n_startup_trials", n_startup_trials), ("n_warmup_epochs", n_warmup_epochs)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise invalid(arg, v, "an integer >= 0")
-        self.n_startup_trials = n_startup_trials
-        self.n_warmup_epochs = n_warmup_epochs
+        self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials)
+        self.n_warmup_epochs = _check_int("n_warmup_epochs", n_warmup_epochs)
 
-    def prune(self, epoch: int, curve: dict[int, float], others: list[dict[int, float]],
+    def prune(self, epoch: int, curve: Mapping[int, float], others: Sequence[Mapping[int, float]],
               direction: str) -> bool:
-        """Whether to stop a trial after ``epoch`` (0-based) given its curve
-        so far and the curves of finished trials."""
+        """Whether to stop a trial after ``epoch``.
+
+        Args:
+            epoch: The 0-based index of the epoch just finished.
+            curve: The trial's values by epoch so far, its Hyperband
+                parent's epochs included.
+            others: One curve per completed trial (`CurveStore.finished`):
+                their number is what ``n_startup_trials`` counts.
+            direction: "max" or "min", the objective's direction.
+        """
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments; ``cls(**config)`` rebuilds the pruner."""
+        return {"n_startup_trials": self.n_startup_trials, "n_warmup_epochs": self.n_warmup_epochs}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Pruner:
+        return cls(**config)
+
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
-def _best(values: list[float], direction: str) -> float:
-    return max(values) if direction == "max" else min(values)
-
-
 class PercentilePruner(Pruner):
-    """Stops a trial whose best value so far is worse than the given
-    percentile of finished trials' values at the same epoch (Optuna's rule).
+    """Keeps the trials in the best ``percentile`` percent (Optuna's rule).
+
+    After epoch ``t``, a trial is pruned when its best value so far (over
+    epochs ``<= t``, NaN ignored) is worse than the ``percentile``-th
+    percentile, counted from the best end, of the completed trials' values
+    at epoch ``t``: for "max", below ``np.percentile(values, 100 -
+    percentile)``; for "min", above ``np.percentile(values, percentile)``
+    (NaN values of other trials are ignored). Never prunes while ``epoch <
+    n_warmup_epochs`` or before ``n_startup_trials`` trials (and at least
+    one) have completed. Past those, a trial whose values so far are all NaN
+    is pruned; any other is kept at an epoch where no completed trial has a
+    value.
 
     Args:
-        percentile: In (0, 100); 50 is the median rule, 25 keeps only trials
-            in the best quarter.
-        n_startup_trials: No pruning until this many trials finished.
-        n_warmup_epochs: No pruning before this many epochs of a trial.
+        percentile: In (0, 100): 25 keeps the best quarter, 50 is the median
+            rule, 75 prunes only the worst quarter.
+        n_startup_trials: No pruning until this many trials have completed
+            (pruned and failed trials do not count).
+        n_warmup_epochs: No pruning while the 0-based epoch index is less
+            than this; 0 allows pruning after the first epoch.
+
+    Example:
+
+    >>> p = PercentilePruner(25.0, n_startup_trials=3, n_warmup_epochs=0)
+    >>> others = [{0: 0.5}, {0: 0.6}, {0: 0.7}, {0: 0.8}, {0: 0.9}]
+    >>> p.prune(0, {0: 0.75}, others, "max")  # below the best quarter (0.8)
+    True
+    >>> p.prune(0, {0: 0.85}, others, "max")
+    False
+    >>> PercentilePruner(75.0, n_warmup_epochs=0).prune(0, {0: 0.75}, others, "max")
+    False
     """
 
     def __init__(self, percentile: float = 50.0, *, n_startup_trials: int = 3,
                  n_warmup_epochs: int = 2) -> None:
         super().__init__(n_startup_trials=n_startup_trials, n_warmup_epochs=n_warmup_epochs)
-        if not isinstance(percentile, (int, float)) or not 0 < percentile < 100:
-            raise invalid("percentile", percentile, "a number in (0, 100)")
+        if not _is_real(percentile) or not 0 < percentile < 100:
+            raise invalid("percentile", percentile, "a number in (0, 100), e.g. 25.0")
         self.percentile = float(percentile)
 
-    def prune(self, epoch: int, curve: dict[int, float], others: list[dict[int, float]],
+    def prune(self, epoch: int, curve: Mapping[int, float], others: Sequence[Mapping[int, float]],
               direction: str) -> bool:
-        if epoch + 1 < max(1, self.n_warmup_epochs):
+        if epoch < self.n_warmup_epochs:
             return False
-        at_epoch = [c[epoch] for c in others if epoch in c and c[epoch] is not None
-                    and math.isfinite(c[epoch])]
-        if len(at_epoch) < max(1, self.n_startup_trials):
+        if len(others) == 0 or len(others) < self.n_startup_trials:
             return False
-        mine = [v for e, v in curve.items() if e <= epoch and v is not None and math.isfinite(v)]
-        if not mine:
+        mine = np.asarray([v for e, v in curve.items() if e <= epoch], dtype=float)
+        if mine.size == 0:
+            return False
+        if np.isnan(mine).all():
             return True
-        best = _best(mine, direction)
-        # For "max", the best trials are at the top: compare to the (100-p)th.
+        at_epoch = np.asarray([c[epoch] for c in others if epoch in c], dtype=float)
+        at_epoch = at_epoch[~np.isnan(at_epoch)]
+        if at_epoch.size == 0:
+            return False  # no completed trial has a value at this epoch
+        best = float(np.nanmax(mine) if direction == "max" else np.nanmin(mine))
+        # For "max" the best trials are at the top: compare with the (100-p)th.
         q = 100 - self.percentile if direction == "max" else self.percentile
         threshold = float(np.percentile(at_epoch, q))
+        if math.isnan(threshold):  # e.g. -inf and inf among the values
+            return False
         return best < threshold if direction == "max" else best > threshold
+
+    def get_config(self) -> dict[str, Any]:
+        return {"percentile": self.percentile, **super().get_config()}
 
 
 class MedianPruner(PercentilePruner):
-    """The median stopping rule: stop a trial at epoch t when its best value
-    so far is worse than the median of finished trials' values at epoch t.
+    """The median stopping rule: after epoch ``t``, stop a trial whose best
+    value so far is worse than the median of the completed trials' values
+    at epoch ``t``. This is ``PercentilePruner(50.0)``.
 
     Args:
-        n_startup_trials: No pruning until this many trials finished.
-        n_warmup_epochs: No pruning before this many epochs of a trial.
+        n_startup_trials: No pruning until this many trials have completed
+            (pruned and failed trials do not count).
+        n_warmup_epochs: No pruning while the 0-based epoch index is less
+            than this; 0 allows pruning after the first epoch.
 
     Example:
 
@@ -151,47 +342,75 @@ class MedianPruner(PercentilePruner):
     >>> others = [{0: 0.9, 1: 0.95}, {0: 0.8, 1: 0.9}]
     >>> p.prune(1, {0: 0.3, 1: 0.4}, others, "max"), p.prune(1, {0: 0.9, 1: 0.96}, others, "max")
     (True, False)
+    >>> p.prune(0, {0: 0.3}, others, "max")  # epoch 0 < n_warmup_epochs
+    False
     """
 
     def __init__(self, *, n_startup_trials: int = 3, n_warmup_epochs: int = 2) -> None:
         super().__init__(50.0, n_startup_trials=n_startup_trials, n_warmup_epochs=n_warmup_epochs)
 
-    def __repr__(self) -> str:
-        return (f"MedianPruner(n_startup_trials={self.n_startup_trials}, "
-                f"n_warmup_epochs={self.n_warmup_epochs})")
+    def get_config(self) -> dict[str, Any]:
+        return Pruner.get_config(self)
 
 
 class ThresholdPruner(Pruner):
-    """Stops a trial whose latest value is below ``lower`` or above ``upper``.
+    """Stops a trial whose latest value is below ``lower``, above ``upper``
+    or NaN (Optuna's ThresholdPruner); other trials are not looked at.
 
     Args:
-        lower: Minimum acceptable value (None: no lower bound).
-        upper: Maximum acceptable value (None: no upper bound).
-        n_warmup_epochs: No pruning before this many epochs of a trial.
+        lower: Prune when the value at the epoch just finished is smaller
+            (None: no lower bound).
+        upper: Prune when that value is larger (None: no upper bound).
+        n_warmup_epochs: No pruning while the 0-based epoch index is less
+            than this; 0 (the default) allows pruning after the first epoch.
+
+    Example:
+
+    >>> p = ThresholdPruner(lower=0.2)
+    >>> p.prune(0, {0: 0.1}, [], "max"), p.prune(0, {0: 0.3}, [], "max")
+    (True, False)
+    >>> p.prune(0, {0: float("nan")}, [], "max")
+    True
     """
 
     def __init__(self, lower: float | None = None, upper: float | None = None, *,
                  n_warmup_epochs: int = 0) -> None:
         super().__init__(n_startup_trials=0, n_warmup_epochs=n_warmup_epochs)
+        for arg, v in (("lower", lower), ("upper", upper)):
+            if v is not None and not _is_real(v):
+                raise invalid(arg, v, "a real number (not NaN) or None")
         if lower is None and upper is None:
-            raise invalid("lower", lower, "a number for lower and/or upper")
+            raise invalid("lower", lower, "a number for `lower` and/or `upper`")
         if lower is not None and upper is not None and lower > upper:
-            raise invalid("lower", lower, f"a number <= upper={upper}")
-        self.lower, self.upper = lower, upper
+            raise invalid("lower", lower, f"a number <= upper={upper!r}")
+        self.lower = None if lower is None else float(lower)
+        self.upper = None if upper is None else float(upper)
 
-    def prune(self, epoch: int, curve: dict[int, float], others: list[dict[int, float]],
+    def prune(self, epoch: int, curve: Mapping[int, float], others: Sequence[Mapping[int, float]],
               direction: str) -> bool:
-        if epoch + 1 < self.n_warmup_epochs or epoch not in curve:
+        if epoch < self.n_warmup_epochs or epoch not in curve:
             return False
         v = curve[epoch]
+        if v is None or math.isnan(v):
+            return True
         return (self.lower is not None and v < self.lower) or (self.upper is not None and v > self.upper)
 
+    def get_config(self) -> dict[str, Any]:
+        return {"lower": self.lower, "upper": self.upper, "n_warmup_epochs": self.n_warmup_epochs}
 
-PRUNERS = {"median": MedianPruner, "percentile": lambda: PercentilePruner(25.0)}
+
+PRUNERS: dict[str, Callable[[], Pruner]] = {
+    "median": MedianPruner,
+    "percentile": lambda: PercentilePruner(25.0),
+}
 
 
 def parse_pruning(value: Any) -> Pruner | None:
-    """Validates ``pruning=``: None, "median", "percentile" or a `Pruner`."""
+    """Validates ``pruning=``: None, "median", "percentile" or a `Pruner`.
+
+    "median" is ``MedianPruner()``; "percentile" is ``PercentilePruner(25.0)``
+    (keeps the best quarter). None or False: no pruning.
+    """
     if value is None or value is False:
         return None
     if isinstance(value, Pruner):
@@ -206,24 +425,49 @@ def parse_pruning(value: Any) -> Pruner | None:
 class PruningCallback(keras.callbacks.Callback):
     """Records the trial's curve each epoch and stops hopeless trials.
 
+    After each epoch it reads the objective from the logs, asks the pruner
+    (with the curves of the completed trials in ``store``) and sets
+    ``model.stop_training`` when it says prune; then it writes the trial's
+    curve (state "running" or "pruned"). The tuner calls `finish` once
+    ``fit`` returns.
+
+    A Hyperband continuation passes its parent's curve (``store.read`` of
+    the parent) as ``initial_curve``: those epochs count toward the trial's
+    best value so far, and are written under "inherited", apart from the
+    epochs the trial trains itself, so that other trials never compare with
+    the parent's epochs twice.
+
     Args:
         pruner: The rule, or None to only record curves.
-        store: Where curves are shared.
+        store: Where curves are shared; one instance per tuner.
         trial_id: This trial's id.
-        objective: The tuner's `keras_tuner.Objective`.
-        initial_curve: Values of earlier epochs (a Hyperband parent's curve).
+        objective: The tuner's `keras_tuner.Objective` (its ``get_value``
+            and ``direction``).
+        initial_curve: The values of earlier epochs (a Hyperband parent's
+            curve, its own ancestors included).
+
+    Attributes:
+        pruned_epoch: The 0-based epoch after which the trial was pruned, or
+            None.
+        pruned_against: The ids of the completed trials that decision used.
     """
 
     def __init__(self, pruner: Pruner | None, store: CurveStore, trial_id: str,
-                 objective: Any, initial_curve: dict[int, float] | None = None) -> None:
+                 objective: Any, initial_curve: Mapping[int, float] | None = None) -> None:
         super().__init__()
         self.pruner = pruner
         self.store = store
         self.trial_id = trial_id
         self.objective = objective
-        self.curve: dict[int, float] = dict(initial_curve or {})
+        self.inherited: dict[int, float] = dict(initial_curve or {})
+        self.values: dict[int, float] = {}  # the epochs this trial trains
         self.pruned_epoch: int | None = None
         self.pruned_against: list[str] | None = None
+
+    @property
+    def curve(self) -> dict[int, float]:
+        """The trial's whole curve: inherited epochs, then its own."""
+        return dict(sorted({**self.inherited, **self.values}.items()))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -231,16 +475,19 @@ class PruningCallback(keras.callbacks.Callback):
             value = float(self.objective.get_value(logs))
         except (KeyError, TypeError, ValueError):
             return
-        self.curve[epoch] = value
-        if self.pruner is not None:
+        self.values[epoch] = value
+        if self.pruner is not None and self.pruned_epoch is None:
             others = self.store.finished(exclude=self.trial_id)
             if self.pruner.prune(epoch, self.curve, list(others.values()), self.objective.direction):
                 self.pruned_epoch = epoch
                 self.pruned_against = sorted(others)
                 self.model.stop_training = True
-        self.store.write(self.trial_id, self.curve,
-                         "pruned" if self.pruned_epoch is not None else "running", self.pruned_against)
+        self._write(PRUNED if self.pruned_epoch is not None else RUNNING)
 
     def finish(self, state: str) -> None:
         """Marks the curve as finished ("completed", "pruned" or "failed")."""
-        self.store.write(self.trial_id, self.curve, state, self.pruned_against)
+        self._write(state)
+
+    def _write(self, state: str) -> None:
+        self.store.write(self.trial_id, self.values, state, self.pruned_against,
+                         inherited=self.inherited)
