@@ -1,7 +1,18 @@
-"""The fast training path: numpy inputs become, once per search, a cached
-and prefetched ``tf.data`` pipeline reused by every trial (re-batched when
-the batch size is tuned), and ``steps_per_execution`` is raised when the
-callbacks in use allow it."""
+"""The fast training path's data: numpy inputs become, once per search,
+tensors that every trial's ``tf.data`` pipeline batches from, and
+``steps_per_execution`` is raised when the callbacks in use allow it.
+
+Memory: each array is copied once, into a 64-byte aligned numpy buffer
+that TensorFlow then uses in place (DLPack): exactly one extra copy of the
+data, at rest and at peak. (``tf.convert_to_tensor`` of a numpy array
+briefly holds two copies, TensorFlow 2.21 on CPU, measured; it is the
+fallback for dtypes DLPack does not carry.) Batches are gathered from those
+tensors by shuffled *indices*: a permutation of ``n`` int64 per epoch,
+never a cache or a shuffle buffer of the data itself (the former
+``from_tensor_slices(...).cache()`` plus ``shuffle(n)`` peaked at two extra
+copies and held up to three). Pipelines per ``(batch_size, shuffle)`` are
+then cheap to build. benchmarks/bench_data_memory.py measures all this.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +23,9 @@ import keras
 import numpy as np
 
 KERAS_DEFAULT_BATCH_SIZE = 32
+#: Validation batches are at least this large: evaluation has no gradient
+#: to vary with the batch size, only a per-step overhead.
+MIN_VALIDATION_BATCH_SIZE = 256
 #: Upper bound of steps_per_execution: logs are still per epoch, so the only
 #: cost is coarser batch-level callbacks, which we refuse anyway.
 MAX_STEPS_PER_EXECUTION = 64
@@ -22,6 +36,10 @@ _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_tr
 
 def _is_numpy(x: Any) -> bool:
     return isinstance(x, np.ndarray)
+
+
+def _has_samples(x: Any) -> bool:
+    return x.ndim > 0 and x.size > 0
 
 
 def uses_batch_hooks(callback: Any) -> bool:
@@ -35,78 +53,200 @@ def uses_batch_hooks(callback: Any) -> bool:
                if hasattr(keras.callbacks.Callback, h))
 
 
+#: TensorFlow's CPU kernels require tensor buffers aligned to this (Eigen's
+#: EIGEN_MAX_ALIGN_BYTES); a DLPack tensor on a less aligned buffer aborts.
+_ALIGNMENT = 64
+
+
+def _to_tensor(array: np.ndarray) -> Any:
+    """One copy of ``array`` as a CPU tensor (never sharing the caller's
+    buffer, so later writes to the array cannot reach a running trial)."""
+    import tensorflow as tf
+
+    buffer = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % _ALIGNMENT
+    copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(copy, array)
+    try:
+        return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())  # the tensor now owns `copy`
+    except Exception:  # a dtype DLPack or TensorFlow's importer does not take (strings, ...)
+        del copy, buffer
+        with tf.device("/CPU:0"):
+            return tf.convert_to_tensor(array)
+
+
+def _steps(n: int, batch_size: int) -> int:
+    """Batches in an epoch of ``n`` samples, the last one partial."""
+    return -(-n // batch_size)
+
+
+def _batched_indices(n: int, batch_size: int, shuffle: bool) -> Any:
+    """A dataset of int64 index vectors covering ``range(n)`` once per
+    iteration, in batches of ``batch_size`` (the last one partial, as Keras
+    keeps it), in a new random order at every iteration when ``shuffle``."""
+    import tensorflow as tf
+
+    full = n // batch_size
+
+    def split(indices: Any) -> Any:
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full * batch_size], [full, batch_size]))
+        if n % batch_size:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size:]))
+        return batches
+
+    if not shuffle:
+        return split(tf.range(n, dtype=tf.int64))
+
+    def permutation(seed: Any) -> Any:
+        # Stateless, seeded from a stream re-drawn at every iteration (epoch):
+        # a stateful tf.random.shuffle here would repeat its permutation every
+        # epoch once a global seed is set.
+        return tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+
+    seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).take(1)
+    return seeds.map(permutation).flat_map(split)
+
+
+def _gathered(indices: Any, tensors: tuple, steps: int) -> Any:
+    """Batches of ``tensors`` (a tuple, as ``fit`` unpacks it) at the index
+    vectors of ``indices`` (``steps`` of them), prefetched."""
+    import tensorflow as tf
+
+    def gather(i: Any) -> tuple:
+        return tuple(tf.gather(t, i, axis=0) for t in tensors)
+
+    options = tf.data.Options()
+    # Keras' own array adapter does the same: the static rewrites would
+    # serialize the pipeline graph, the data's tensor included, for nothing.
+    options.experimental_optimization.apply_default_optimizations = False
+    batches = indices.map(gather).prefetch(tf.data.AUTOTUNE).with_options(options)
+    # flat_map hides the length: without it Keras learns the epoch's steps
+    # only by running out of data (a warning, no progress-bar total).
+    return batches.apply(tf.data.experimental.assert_cardinality(steps))
+
+
 class DataCache:
-    """tf.data pipelines for one search, built once and reused by trials.
+    """The data of one ``search()`` as tensors, batched on demand.
 
     Only plain numpy ``x``/``y`` (and ``validation_data`` tuples of numpy
     arrays, and ``sample_weight``) are converted; anything else is passed
-    to ``fit`` untouched.
+    to ``fit`` untouched (see `applicable`). Each array is converted once;
+    ``convert`` then returns ``tf.data`` pipelines that gather batches by
+    index, one pipeline per ``(batch_size, shuffle)``.
+
+    The cache holds the arrays it converted (their identity is its key: the
+    same objects are converted once, other objects replace them) and lives
+    for one search: the tuner creates it when a search starts and calls
+    `close` when the search ends, however it ends.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x, y = np.zeros((100, 3), "float32"), np.zeros(100, "int64")
+    >>> cache = DataCache()
+    >>> DataCache.applicable((x, y), {})
+    True
+    >>> (ds,), kwargs = cache.convert((x, y), {"epochs": 2}, batch_size=32)
+    >>> [len(batch[0]) for batch in ds], kwargs
+    ([32, 32, 32, 4], {'epochs': 2, 'shuffle': False})
+    >>> cache.steps_per_epoch(32)
+    4
+    >>> cache.close()
     """
 
     def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._base: Any = None
-        self._val_base: Any = None
-        self._batched: dict[tuple, Any] = {}
-        self._refs: tuple = ()
+        self._sources: tuple = ()  # the arrays converted, held for their identity
+        self._train: tuple = ()  # (x, y[, sample_weight]) as tensors
+        self._val: tuple | None = None  # validation_data as tensors
+        self._pipelines: dict[tuple[int, bool, int], tuple[Any, Any]] = {}
         self.n_train = 0
+        self.n_val = 0
 
     @staticmethod
     def applicable(args: tuple, kwargs: dict) -> bool:
+        """Whether ``fit(*args, **kwargs)`` has data the cache converts:
+        non-empty numpy ``x`` and ``y`` of one length, no
+        ``validation_split`` or ``steps_per_epoch``, numpy sample weights
+        and validation data (if any) of matching lengths, and TensorFlow
+        installed. Anything else (including empty arrays, which the tuner's
+        input validation reports) goes to ``fit`` untouched."""
         if importlib.util.find_spec("tensorflow") is None:
             return False  # tf.data needs TensorFlow (other backends run without it)
+        if len(args) > 2:
+            return False
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
-        if not (_is_numpy(x) and _is_numpy(y)) or len(args) > 2:
-            return False
         if kwargs.get("validation_split") or kwargs.get("steps_per_epoch"):
             return False
-        sw = kwargs.get("sample_weight")
-        if sw is not None and not _is_numpy(sw):
-            return False
+        train = [x, y] + ([] if kwargs.get("sample_weight") is None else [kwargs["sample_weight"]])
+        groups = [train]
         val = kwargs.get("validation_data")
-        if val is not None and not (isinstance(val, (tuple, list)) and len(val) in (2, 3)
-                                    and all(_is_numpy(a) for a in val)):
-            return False
+        if val is not None:
+            if not (isinstance(val, (tuple, list)) and len(val) in (2, 3)):
+                return False
+            groups.append([a for a in val if a is not None] if len(val) == 3 else list(val))
+        for group in groups:
+            if not all(_is_numpy(a) and _has_samples(a) for a in group):
+                return False
+            if len({len(a) for a in group}) != 1:
+                return False
         return True
 
     def convert(self, args: tuple, kwargs: dict, batch_size: int | None) -> tuple[tuple, dict]:
-        """Returns ``(args, kwargs)`` for ``fit`` with the data as datasets."""
-        import tensorflow as tf
+        """Returns ``(args, kwargs)`` for ``fit`` with the data as datasets.
 
+        Args:
+            args: ``fit``'s positional arguments (``x``, ``y``).
+            kwargs: ``fit``'s keyword arguments; the data-related ones
+                (``x``, ``y``, ``sample_weight``, ``validation_data``,
+                ``batch_size``, ``validation_batch_size``, ``shuffle``) are
+                consumed, the others returned unchanged.
+            batch_size: The trial's batch size; else ``kwargs["batch_size"]``,
+                else Keras' default, 32.
+        """
         kwargs = dict(kwargs)
         x = args[0] if args else kwargs.pop("x")
         y = args[1] if len(args) > 1 else kwargs.pop("y")
+        kwargs.pop("x", None)
+        kwargs.pop("y", None)
         sw = kwargs.pop("sample_weight", None)
         val = kwargs.pop("validation_data", None)
-        shuffle = kwargs.pop("shuffle", True)
+        shuffle = bool(kwargs.pop("shuffle", True))
         bs = int(batch_size or kwargs.get("batch_size") or KERAS_DEFAULT_BATCH_SIZE)
         kwargs.pop("batch_size", None)
-        kwargs.pop("validation_batch_size", None)
-        key = (id(x), id(y), id(sw), id(val) if val is None else tuple(id(a) for a in val))
-        if key != self._key:
-            # Keep the arrays referenced so their ids cannot be reused.
-            self._key, self._batched, self._refs = key, {}, (x, y, sw, val)
-            train = (x, y) if sw is None else (x, y, sw)
-            self._base = tf.data.Dataset.from_tensor_slices(train).cache()
-            self._val_base = (None if val is None
-                              else tf.data.Dataset.from_tensor_slices(tuple(val)).cache())
+        val_bs = int(kwargs.pop("validation_batch_size", None) or max(bs, MIN_VALIDATION_BATCH_SIZE))
+        val_arrays = () if val is None else tuple(val)
+        if len(val_arrays) == 3 and val_arrays[2] is None:
+            val_arrays = val_arrays[:2]
+        sources = (x, y, sw, *val_arrays)
+        if len(sources) != len(self._sources) or any(a is not b for a, b in zip(sources, self._sources)):
+            self.close()  # other data: drop the old tensors before converting the new ones
+            self._train = tuple(_to_tensor(a) for a in (x, y, sw) if a is not None)
+            self._val = tuple(_to_tensor(a) for a in val_arrays) if val_arrays else None
+            self._sources = sources
             self.n_train = len(x)
-        cache_key = (bs, bool(shuffle))
-        if cache_key not in self._batched:
-            ds = self._base
-            if shuffle:
-                ds = ds.shuffle(self.n_train, reshuffle_each_iteration=True)
-            ds = ds.batch(bs).prefetch(tf.data.AUTOTUNE)
-            vds = None
-            if self._val_base is not None:
-                vds = self._val_base.batch(max(bs, 256)).prefetch(tf.data.AUTOTUNE)
-            self._batched[cache_key] = (ds, vds)
-        ds, vds = self._batched[cache_key]
+            self.n_val = len(val_arrays[0]) if val_arrays else 0
+        key = (bs, shuffle, val_bs)
+        if key not in self._pipelines:
+            train = _gathered(_batched_indices(self.n_train, bs, shuffle), self._train,
+                              _steps(self.n_train, bs))
+            valid = (None if self._val is None
+                     else _gathered(_batched_indices(self.n_val, val_bs, False), self._val,
+                                    _steps(self.n_val, val_bs)))
+            self._pipelines[key] = (train, valid)
+        train, valid = self._pipelines[key]
         kwargs["shuffle"] = False  # the pipeline shuffles itself
-        if vds is not None:
-            kwargs["validation_data"] = vds
-        return (ds,), kwargs
+        if valid is not None:
+            kwargs["validation_data"] = valid
+        return (train,), kwargs
 
     def steps_per_epoch(self, batch_size: int) -> int:
-        return max(1, -(-self.n_train // batch_size))
+        """The number of batches in one epoch of the training data."""
+        return max(1, _steps(self.n_train, batch_size))
+
+    def close(self) -> None:
+        """Drops every array, tensor and pipeline the cache holds."""
+        self._sources, self._train, self._val = (), (), None
+        self._pipelines = {}
+        self.n_train = self.n_val = 0

@@ -11,15 +11,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from ktplus.training import (
-    CurveStore,
-    MedianPruner,
-    PercentilePruner,
-    Pruner,
-    PruningCallback,
-    ThresholdPruner,
-    parse_pruning,
-)
+from ktplus.training import MedianPruner, PercentilePruner, Pruner, ThresholdPruner
+from ktplus.training._pruning import CurveStore, PruningCallback, parse_pruning
 
 NAN = float("nan")
 

@@ -250,7 +250,7 @@ def test_custom_objective_direction_drives_early_stopping(data, tmp_path):
     tuner = ktplus.RandomSearch(hm, objective=keras_tuner.Objective("val_auc", "max"), max_trials=1,
                                 early_stopping=True, pruning="median", directory=tmp_path, project_name="o")
     es = tuner._build_and_fit_model.__self__  # the tuner itself
-    from ktplus.training import make_early_stopping
+    from ktplus.training._callbacks import make_early_stopping
 
     cb = make_early_stopping(es.early_stopping, tuner.oracle.objective)
     assert (cb.monitor, cb.mode, cb.restore_best_weights, cb.patience) == ("val_auc", "max", True, 5)
