@@ -1,7 +1,9 @@
 """One process of a distributed search (chief or worker), for the tests.
 
 Environment: keras-tuner's KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT,
-and KILL_AT_EPOCH (SIGKILL this process at its n-th epoch end).
+KILL_AT_EPOCH (SIGKILL this process at its n-th epoch end), STOP_AT_EPOCH
+(SIGSTOP it there: the test sends SIGCONT) and SLOW_EPOCH (seconds to sleep
+at each epoch end).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -19,6 +22,8 @@ def main(directory: str) -> None:
     import ktplus
 
     kill_at = int(os.environ.get("KILL_AT_EPOCH", "0"))
+    stop_at = int(os.environ.get("STOP_AT_EPOCH", "0"))
+    slow = float(os.environ.get("SLOW_EPOCH", "0"))
     epochs_seen = {"n": 0}
 
     class Killer(keras.callbacks.Callback):
@@ -26,6 +31,9 @@ def main(directory: str) -> None:
             epochs_seen["n"] += 1
             if kill_at and epochs_seen["n"] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if stop_at and epochs_seen["n"] == stop_at:
+                os.kill(os.getpid(), signal.SIGSTOP)
+            time.sleep(slow)
 
     def build(hp):
         lr = hp.Choice("lr", [0.05, 0.0])
