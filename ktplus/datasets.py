@@ -62,15 +62,43 @@ def _check_finite(name: str, a: np.ndarray, path: str) -> None:
                         "clean or impute the data first")
 
 
-def _targets(y: np.ndarray, path: str) -> tuple[np.ndarray, int | None, list[Any] | None]:
-    """Integer labels for categorical/integer targets, float for the rest."""
+TASKS = ("classification", "regression")
+
+
+def _check_task(task: str | None) -> None:
+    if task is not None and task not in TASKS:
+        raise invalid("task", task, "'classification', 'regression' or None (infer it from the targets)")
+
+
+def _targets(y: np.ndarray, path: str, task: str | None = None
+             ) -> tuple[np.ndarray, int | None, list[Any] | None]:
+    """Targets for ``task``: integer labels ``0..n-1`` (and the original
+    labels) for classification, float32 values for regression.
+
+    With ``task=None`` the task is inferred: text, boolean and integer
+    targets with few distinct values are classes, other numbers are
+    regression targets.
+    """
     y = np.asarray(y).reshape(len(y), -1)
     if y.shape[1] != 1:
         raise DataError(f"{path}: y must have one value per row, got shape {y.shape}")
     y = y[:, 0]
+    if task == "regression":
+        if y.dtype.kind not in "iuf":
+            raise DataError(f"{path}: --task regression needs numeric targets, but y holds "
+                            f"{'booleans' if y.dtype.kind == 'b' else 'text or objects'} (dtype {y.dtype}); "
+                            "use --task classification")
+        _check_finite("y", y.astype("float64"), path)
+        return y.astype("float32"), None, None
     if y.dtype.kind in "fc":
         _check_finite("y", y.astype("float64"), path)
-        if not np.all(np.equal(np.mod(y, 1), 0)) or len(np.unique(y)) > max(20, len(y) // 10):
+        fractional = ~np.equal(np.mod(y, 1), 0)
+        if task == "classification" and fractional.any():
+            shown = ", ".join(f"{v:g}" for v in np.unique(y[fractional])[:5])
+            raise DataError(f"{path}: --task classification needs class labels, but y has "
+                            f"{int(fractional.sum())} non-integer values (e.g. {shown}); use --task "
+                            "regression, or round the targets to labels")
+        if task is None and (fractional.any() or len(np.unique(y)) > max(20, len(y) // 10)):
             return y.astype("float32"), None, None
     if y.dtype.kind == "O":
         if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
@@ -82,14 +110,26 @@ def _targets(y: np.ndarray, path: str) -> tuple[np.ndarray, int | None, list[Any
     return labels.astype("int64"), len(classes), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
-def load_file(path: str, target: str | None = None) -> Dataset:
+def load_file(path: str, target: str | None = None, *, task: str | None = None) -> Dataset:
     """Loads a user dataset: an ``.npz`` with arrays ``x`` and ``y``, or a
     ``.csv`` with numeric feature columns and a ``target`` column.
 
+    Args:
+        path: The ``.npz`` or ``.csv`` file.
+        target: The column to predict, for a ``.csv``.
+        task: "classification", "regression", or None to infer it: text,
+            boolean and integer targets with few distinct values are
+            classes, other numbers (prices, measurements) are regression
+            targets. "regression" keeps integer targets such as counts or
+            prices as numbers; "classification" refuses non-integer numbers.
+
     Raises:
         DataError: with a one-line message naming the problem.
+        ValueError: for a ``task`` that is none of the above.
     """
     import os
+
+    _check_task(task)
 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
@@ -144,15 +184,18 @@ def load_file(path: str, target: str | None = None) -> Dataset:
     if len(x) < 4:
         raise DataError(f"{path}: {len(x)} rows is too few to train and validate")
     _check_finite("x", x.astype("float64"), path)
-    labels, num_classes, classes = _targets(y, path)
+    labels, num_classes, classes = _targets(y, path, task)
     return Dataset(name, x.astype("float32"), labels, num_classes, None, classes)
 
 
-def load(name: str) -> Dataset:
+def load(name: str, *, task: str | None = None) -> Dataset:
     """Loads a bundled scikit-learn dataset by name.
 
     Args:
         name: One of "digits", "breast_cancer", "wine", "iris".
+        task: None or "classification" (all four are classification
+            datasets), or "regression" to predict the class numbers as
+            float targets.
 
     Returns:
         A `Dataset`; digits pixels are scaled to [0, 1], the tabular sets are
@@ -168,6 +211,7 @@ def load(name: str) -> Dataset:
     }
     if name not in loaders:
         raise invalid("data", name, f"one of {', '.join(map(repr, BUILTIN))}")
+    _check_task(task)
     bunch = loaders[name]()
     x = np.asarray(bunch.data, dtype="float32")
     y = np.asarray(bunch.target, dtype="int64")
@@ -175,6 +219,8 @@ def load(name: str) -> Dataset:
     if name == "digits":
         x = x / 16.0
         image_shape = (8, 8, 1)
+    if task == "regression":
+        return Dataset(name, x, y.astype("float32"), None, image_shape)
     return Dataset(name, x, y, int(y.max()) + 1, image_shape)
 
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import ktplus.cli
 from ktplus import datasets
+from ktplus.results import plot
 
 FAST = ["--trials", "2", "--epochs", "2"]
 
@@ -241,3 +245,114 @@ def test_a_directory_with_another_search_space_is_refused(tmp_path):
                    cwd=tmp_path)
     one_line_error(tuner, "holds a RandomSearch search")
     assert (tmp_path / "o" / "iris" / "trial_0" / "trial.json").read_bytes() == trial
+
+
+# -- --task -----------------------------------------------------------------------------------------
+
+def _integer_prices(n=120):
+    """Features and an integer target (a price in whole units) with few distinct values, which
+    the inference takes for class labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    price = np.clip(np.round(10 + 3 * x[:, 0] - 2 * x[:, 1]), 1, 20).astype("int64")
+    return x, price
+
+
+def test_task_regression_keeps_an_integer_target_a_number(tmp_path):
+    x, price = _integer_prices()
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame["price"] = price
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    assert datasets.load_file(str(tmp_path / "prices.csv"), "price").task == "classification"  # inferred
+    result = ktplus("search", "--data", "prices.csv", "--target", "price", "--task", "regression",
+                    "--trials", "1", "--epochs", "1", "--directory", "o", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "regression, objective val_loss" in result.stdout and "Leaderboard (1 trials" in result.stdout
+    report = ktplus("report", "o/prices", cwd=tmp_path)
+    assert "objective val_loss (min)" in report.stdout, report.stdout
+
+
+def test_task_on_npz_and_builtin_datasets(tmp_path):
+    x, counts = _integer_prices(40)
+    np.savez(tmp_path / "counts.npz", x=x, y=counts.astype("float64"))
+    data = datasets.load_file(str(tmp_path / "counts.npz"), task="regression")
+    assert data.task == "regression" and data.y.dtype == np.float32 and data.num_classes is None
+    np.testing.assert_array_equal(data.y, counts)
+    assert datasets.load("iris", task="regression").task == "regression"
+    assert datasets.load("iris", task="classification").num_classes == 3
+    whole = datasets.load_file(str(tmp_path / "counts.npz"), task="classification")  # integer floats too
+    assert whole.task == "classification" and whole.class_names == sorted(set(counts.tolist()))
+    with pytest.raises(ValueError, match="task"):
+        datasets.load("iris", task="ranking")
+
+
+def test_task_classification_refuses_non_integer_targets(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=20), "y": [1.5, 2.25, 3.0, 4.0] * 5})
+    frame.to_csv(tmp_path / "frac.csv", index=False)
+    result = ktplus("search", "--data", "frac.csv", "--target", "y", "--task", "classification",
+                    "--directory", "o", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    err = one_line_error(result, "--task classification")
+    assert "1.5" in err and "2.25" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_task_is_argparses_one_line_error(tmp_path):
+    result = ktplus("search", "--task", "bogus", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    err = one_line_error(result, "--task")
+    assert "bogus" in err and "classification" in err and "regression" in err
+
+
+# -- no global side effects -------------------------------------------------------------------------
+
+def test_importing_the_cli_does_not_import_tensorflow():
+    code = ("import sys, ktplus.cli; from ktplus.cli import main, build_parser, CLIError; "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], 'imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_an_in_process_search_leaves_warning_filters_and_log_levels_alone(tmp_path, capsys):
+    import ktplus.tuners  # noqa: F401  (third-party libraries add their own filters on first import)
+
+    filters = list(warnings.filters)
+    levels = {name: logging.getLogger(name).level for name in ("tensorflow", "absl")}
+    code = ktplus.cli.main(["search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory",
+                            str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err
+    assert "Leaderboard (1 trials" in capsys.readouterr().out
+    assert warnings.filters == filters
+    assert {name: logging.getLogger(name).level for name in levels} == levels
+
+
+def test_quiet_search_hides_only_known_library_noise():
+    from ktplus.cli._search import quiet_search
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_search():
+            warnings.warn("Your input ran out of data; interrupting training.", UserWarning, stacklevel=1)
+            warnings.warn_explicit("old API", DeprecationWarning, "keras_tuner/engine.py", 1,
+                                   module="keras_tuner.src.engine.oracle")
+            warnings.warn("the user's own warning", UserWarning, stacklevel=1)
+            assert logging.getLogger("tensorflow").level == logging.ERROR
+    assert [str(w.message) for w in caught] == ["the user's own warning"]
+
+
+def test_plot_keeps_the_matplotlib_backend(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        frame = pd.DataFrame({"trial_id": ["0", "1", "2"], "status": ["completed"] * 3,
+                              "score": [0.5, 0.7, 0.6], "units": [32, 64, 128],
+                              "activation": ["relu", "tanh", "relu"]})
+        frame.attrs.update(objective="val_accuracy", direction="max")
+        plot(frame, str(tmp_path / "plot.png"))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    png = (tmp_path / "plot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

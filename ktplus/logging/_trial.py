@@ -60,12 +60,23 @@ class TrialLogger(keras.callbacks.Callback):
         self.epochs = 0
         self.num_params: int | None = None
         self._writer: RunWriter | None = None
+        self._text_pending = False
         self._t0 = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._writer = RunWriter(self.scalars_dir, filename_suffix=".ktplus")
-        self.num_params = int(self.model.count_params())
-        if self.text_dir is not None:
+        self._text_pending = self.text_dir is not None
+
+    def _describe_model(self) -> None:
+        """Parameter count and text, once the model is built (a subclassed
+        model builds on its first batch)."""
+        if self.num_params is None:
+            try:
+                self.num_params = int(self.model.count_params())
+            except ValueError:
+                return
+        if self._text_pending and self.text_dir is not None:
+            self._text_pending = False
             with RunWriter(self.text_dir, filename_suffix=".ktplus-text") as w:
                 w.text("model_summary", _model_summary(self.model))
                 w.text("hyperparameters", _markdown_table(self.hyperparameters))
@@ -75,6 +86,7 @@ class TrialLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self._t0
+        self._describe_model()
         values: dict[str, float] = {}
         for k, v in (logs or {}).items():
             try:

@@ -60,6 +60,11 @@ class AtomicSaveBestEpoch(BestEpochSaver):
             self.filepath = final
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Writes the kept best weights, if any are waiting (also called
+        after ``fit`` returns, for a fit loop that never ends training)."""
         self.original.best_value = self.best_value
         if self._best_weights is None or (self.may_write is not None and not self.may_write()):
             self._best_weights = None

@@ -46,8 +46,10 @@ class _Execution:
 def _with_facts(history: keras.callbacks.History, curves: PruningCallback) -> keras.callbacks.History:
     """A copy of ``history`` with the trial facts as per-epoch series, so
     keras-tuner reads them at the best epoch like every metric."""
-    epochs = list(history.epoch)
-    n = len(epochs)
+    n = max((len(v) for v in history.history.values()), default=0)
+    epochs = list(getattr(history, "epoch", None) or ())
+    if len(epochs) != n:  # a hand-made History may lack its epochs
+        epochs = list(range(n))
     series: dict[str, list[float]] = {
         _facts.EPOCHS_RUN: [float(n)] * n,
         _facts.BEST_EPOCH: [float(e + 1) for e in epochs],

@@ -294,7 +294,11 @@ class Tuner(TunerHooks):
                   if isinstance(c, SaveBestEpoch) else c for c in given]
         with self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
             fit_kwargs = {**fit_kwargs, "callbacks": [*ours, *theirs]}
-            return fit(*fit_args, **fit_kwargs)
+            result = fit(*fit_args, **fit_kwargs)
+        for callback in theirs:
+            if isinstance(callback, AtomicSaveBestEpoch):
+                callback.flush()
+        return result
 
     def _after_build(self, model: Any) -> Any:
         return self._fast.after_build(model)

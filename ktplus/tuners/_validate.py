@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras_tuner
 import numpy as np
 
 from ktplus._compat import DefaultObjective, objective_names
@@ -88,8 +87,8 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
             _check_against_hypermodel(hm, xa, ya, where)
 
     obj = tuner.oracle.objective
-    if isinstance(obj, DefaultObjective):
-        return
+    if isinstance(obj, DefaultObjective) or x is None or not _runs_model_fit(tuner):
+        return  # a custom run_trial or HyperModel.fit decides what it trains on and reports
     names = objective_names(obj)
     has_validation = val is not None or bool(kwargs.get("validation_split"))
     for name in names:
@@ -97,12 +96,19 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
             raise ValueError(f"search(): the objective {name!r} is measured on validation data, but none "
                              "was given: pass validation_data=(x_val, y_val) or validation_split=0.2, or "
                              f"use the objective {name[4:]!r}.")
-    if x is None or y is None or len(x) == 0:
+    if y is None or len(x) == 0:
         return
-    fit = type(hm).fit
-    if fit is not keras_tuner.HyperModel.fit and fit is not BaseHyperModel.fit:
-        return  # a custom HyperModel.fit may transform the data before model.fit
     _check_metrics(tuner, x, y, names)
+
+
+def _runs_model_fit(tuner: Any) -> bool:
+    """Whether the trials pass search()'s data straight to ``model.fit``:
+    keras-tuner's own run_trial and HyperModel.fit (or ktplus's)."""
+    from ktplus.tuners._fast_path import has_known_fit
+    from ktplus.tuners._tuner import Tuner
+
+    return type(tuner).run_trial is Tuner.run_trial and tuner.hypermodel is not None and has_known_fit(
+        tuner.hypermodel)
 
 
 def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:

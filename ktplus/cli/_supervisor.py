@@ -1,0 +1,172 @@
+"""``ktplus search --workers N``: a local chief and N worker processes on
+127.0.0.1 running keras-tuner's distributed search, one combined progress
+display, then the leaderboard.
+
+Each process is ``python -m ktplus.cli search ... --role chief|worker`` with
+the ``KERASTUNER_*`` variables set; this supervisor itself never imports
+TensorFlow. It reads progress from the trials' ``trial.json`` files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+from ktplus.cli._data import load_data, objective_for, project_dir, shape_for
+from ktplus.cli._errors import CLIError
+from ktplus.cli._progress import Progress
+
+
+def child_argv(argv: Sequence[str], role: str) -> list[str]:
+    """The user's search arguments, minus --workers and --overwrite, plus the role.
+
+    >>> child_argv(["search", "--workers", "2", "--overwrite", "--data", "iris"], "worker")
+    ['search', '--data', 'iris', '--role', 'worker']
+    """
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers=") or arg == "--overwrite":
+            continue
+        out.append(arg)
+    return [*out, "--role", role]
+
+
+def poll_trials(project_dir: str) -> tuple[int, list[float]]:
+    """``(finished trials, scores of the completed ones)`` read from ``trial_*/trial.json``."""
+    done, scores = 0, []
+    try:
+        names = os.listdir(project_dir)
+    except OSError:
+        return 0, []
+    for name in names:
+        path = os.path.join(project_dir, name, "trial.json")
+        if not name.startswith("trial_") or not os.path.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if state.get("status") in ("COMPLETED", "FAILED"):
+            done += 1
+            if state.get("status") == "COMPLETED" and state.get("score") is not None:
+                scores.append(float(state["score"]))
+    return done, scores
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(procs: dict[str, Any]) -> None:
+    """Passes Ctrl-C on to every process still running and waits for them."""
+    import signal
+    import subprocess
+
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Starts the chief and ``--workers`` workers, shows their combined
+    progress and prints the leaderboard when the chief ends.
+
+    Raises:
+        CLIError: for bad data (before any process starts), failed workers
+            or a failed chief.
+    """
+    import shutil
+    import subprocess
+
+    from ktplus.results import format_table, load_results
+
+    data = load_data(args)  # fail fast, in this process, before starting anything
+    shape_for(args.family, data)
+    _, where = project_dir(args, data)
+    if args.overwrite and os.path.isdir(where):
+        shutil.rmtree(where)
+    logs = os.path.join(where, "ktplus_workers")
+    os.makedirs(logs, exist_ok=True)
+    port = _free_port()
+    base_env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    procs: dict[str, Any] = {}
+    files: list[IO[str]] = []
+    for tuner_id in ["chief", *(f"tuner{i}" for i in range(args.workers))]:
+        role = "chief" if tuner_id == "chief" else "worker"
+        log = open(os.path.join(logs, f"{tuner_id}.log"), "w")  # noqa: SIM115 (closed below)
+        files.append(log)
+        procs[tuner_id] = subprocess.Popen(
+            [sys.executable, "-m", "ktplus.cli", *child_argv(argv, role)],
+            env={**base_env, "KERASTUNER_TUNER_ID": tuner_id}, stdout=log, stderr=subprocess.STDOUT)
+    objective = objective_for(data)
+    total = None if args.tuner == "hyperband" else args.trials
+    progress = Progress(total, objective)
+    print(f"ktplus: distributed {args.tuner} search on {data.name}: a chief and {args.workers} workers on "
+          f"127.0.0.1:{port}; logs in {logs}", flush=True)
+    reported: set[str] = set()
+    last_done = -1
+    try:
+        while procs["chief"].poll() is None:
+            time.sleep(1.0)
+            done, scores = poll_trials(where)
+            if done != last_done and done > 0:
+                best = (max if objective == "val_accuracy" else min)(scores) if scores else None
+                progress.update(done, best)
+                last_done = done
+            for tuner_id, proc in procs.items():
+                if tuner_id != "chief" and proc.poll() not in (None, 0) and tuner_id not in reported:
+                    reported.add(tuner_id)
+                    print(f"\nktplus: worker {tuner_id} exited with {proc.returncode}; its trial will be "
+                          "re-queued", flush=True)
+            workers = [p for t, p in procs.items() if t != "chief"]
+            if all(p.poll() is not None for p in workers) and not all(p.returncode == 0 for p in workers):
+                time.sleep(5)  # the chief notices finished workers within a second
+                if procs["chief"].poll() is None:
+                    procs["chief"].terminate()
+                    procs["chief"].wait(timeout=30)
+                    raise CLIError("ktplus: every worker exited and some failed; the search is incomplete "
+                                   f"(see {logs}); run the same command again to resume")
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    finally:
+        for f in files:
+            f.close()
+    progress.close()
+    if procs["chief"].returncode != 0:
+        with open(os.path.join(logs, "chief.log")) as f:
+            lines = [line.strip() for line in f if line.strip().startswith("ktplus")]
+        raise CLIError(lines[-1] if lines else f"ktplus: the chief exited with {procs['chief'].returncode}; "
+                       f"see {os.path.join(logs, 'chief.log')}")
+    frame = load_results(where)
+    print(f"\nLeaderboard ({len(frame)} trials, objective {objective}):")
+    print(format_table(frame, top=10))
+    print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}")
+    return 0
