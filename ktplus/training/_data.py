@@ -180,7 +180,7 @@ class DataCache:
         if kwargs.get("validation_split") or kwargs.get("steps_per_epoch"):
             return False
         train = [x, y] + ([] if kwargs.get("sample_weight") is None else [kwargs["sample_weight"]])
-        groups = [train]
+        groups: list[list[Any]] = [list(train)]
         val = kwargs.get("validation_data")
         if val is not None:
             if not (isinstance(val, (tuple, list)) and len(val) in (2, 3)):
