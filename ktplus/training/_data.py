@@ -39,7 +39,7 @@ def _is_numpy(x: Any) -> bool:
 
 
 def _has_samples(x: Any) -> bool:
-    return x.ndim > 0 and x.size > 0
+    return x.ndim > 0 and x.size > 0 and not x.dtype.hasobject  # object arrays: not for TensorFlow
 
 
 def uses_batch_hooks(callback: Any) -> bool:
@@ -63,16 +63,17 @@ def _to_tensor(array: np.ndarray) -> Any:
     buffer, so later writes to the array cannot reach a running trial)."""
     import tensorflow as tf
 
-    buffer = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
-    start = -buffer.ctypes.data % _ALIGNMENT
-    copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
-    np.copyto(copy, array)
-    try:
-        return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())  # the tensor now owns `copy`
-    except Exception:  # a dtype DLPack or TensorFlow's importer does not take (strings, ...)
-        del copy, buffer
-        with tf.device("/CPU:0"):
-            return tf.convert_to_tensor(array)
+    if array.dtype.kind in "biufc" and array.dtype.isnative:
+        buffer = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
+        start = -buffer.ctypes.data % _ALIGNMENT
+        copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+        np.copyto(copy, array)
+        try:
+            return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())  # the tensor now owns `copy`
+        except Exception:  # a dtype TensorFlow's DLPack importer does not take
+            del copy, buffer
+    with tf.device("/CPU:0"):  # strings and the like, converted by TensorFlow
+        return tf.convert_to_tensor(array)
 
 
 def _steps(n: int, batch_size: int) -> int:
@@ -88,6 +89,7 @@ def _batched_indices(n: int, batch_size: int, shuffle: bool) -> Any:
 
     full = n // batch_size
 
+    @tf.autograph.experimental.do_not_convert  # plain tensor code: no source parsing
     def split(indices: Any) -> Any:
         batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full * batch_size], [full, batch_size]))
         if n % batch_size:
@@ -97,6 +99,7 @@ def _batched_indices(n: int, batch_size: int, shuffle: bool) -> Any:
     if not shuffle:
         return split(tf.range(n, dtype=tf.int64))
 
+    @tf.autograph.experimental.do_not_convert  # plain tensor code: no source parsing
     def permutation(seed: Any) -> Any:
         # Stateless, seeded from a stream re-drawn at every iteration (epoch):
         # a stateful tf.random.shuffle here would repeat its permutation every
@@ -113,6 +116,7 @@ def _gathered(indices: Any, tensors: tuple, steps: int) -> Any:
     vectors of ``indices`` (``steps`` of them), prefetched."""
     import tensorflow as tf
 
+    @tf.autograph.experimental.do_not_convert  # plain tensor code: no source parsing
     def gather(i: Any) -> tuple:
         return tuple(tf.gather(t, i, axis=0) for t in tensors)
 

@@ -143,6 +143,17 @@ def test_the_cache_copies_the_data_and_close_keeps_nothing():
     assert cache._train == () and cache._val is None and cache._pipelines == {} and cache.n_train == 0
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float64", "bool", "uint8", "int32", ">f4", "<U3"])
+def test_every_numpy_dtype_comes_back_as_it_went_in(dtype):
+    x = (np.arange(14).reshape(7, 2) % 3).astype(dtype)
+    (ds,), _ = DataCache().convert((x, np.arange(7)), {"shuffle": False}, batch_size=4)
+    got = np.concatenate([b[0] for b in epoch(ds)])
+    if x.dtype.kind == "U":  # TensorFlow strings are bytes
+        got = np.char.decode(got.astype("S"))
+    assert got.dtype == x.dtype.newbyteorder("=") or x.dtype.kind == "U"
+    assert np.array_equal(got, x)
+
+
 @pytest.mark.parametrize("fit_kwargs", [
     {"validation_data": "empty"},
     {"x": "empty"},
@@ -152,6 +163,7 @@ def test_the_cache_copies_the_data_and_close_keeps_nothing():
     {"validation_split": 0.2},
     {"steps_per_epoch": 2},
     {"x": "dataset"},
+    {"x": "object"},
 ])
 def test_it_steps_aside_for_what_it_does_not_convert(fit_kwargs):
     x, y, _ = make()
@@ -163,6 +175,7 @@ def test_it_steps_aside_for_what_it_does_not_convert(fit_kwargs):
         "unequal": (x, y[:-1]),
         "list": [1.0] * N,
         "dataset": [x],
+        "object": x.astype(object),
     }.get(value, value) if isinstance(value, str) else value
     if name == "x" and value == "empty":
         kwargs["y"] = y[:0]

@@ -106,7 +106,7 @@ def test_a_users_custom_gradient_function_survives_the_release_between_trials(tm
     # trace, looking the entry up; with every new entry released after each
     # trial (the former rule), that later trial fails with a LookupError
     assert penalties[0] == 0.0 and max(penalties[1:]) > 0, penalties
-    assert [str(t.status) for t in trials] == ["COMPLETED"] * 3, [t.message for t in trials]
+    assert [str(t.status) for t in trials] == ["COMPLETED"] * 3, [(t.status, t.message) for t in trials]
 
 
 def test_keras_entries_are_released_and_the_registry_returns_to_its_size(rng):
