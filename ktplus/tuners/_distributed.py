@@ -32,6 +32,7 @@ ktplus adds, on keras-tuner's own engine and protocol:
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import socket
@@ -225,7 +226,7 @@ def _caller(context: Any) -> str | None:
     return None
 
 
-def _fenced_servicer(oracle: Any) -> Any:
+def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
     """keras-tuner's OracleServicer that ignores a worker's reports about a
     trial it no longer owns (calls without ktplus's header: as keras-tuner)."""
     protos, oracle_chief = grpc_parts()
@@ -244,6 +245,15 @@ def _fenced_servicer(oracle: Any) -> Any:
             print(f"ktplus: ignored a late report from worker {tuner_id} about trial {trial_id}, which it "
                   "no longer owns", file=sys.stderr, flush=True)
             return False
+
+        def CreateTrial(self, request: Any, context: Any) -> Any:
+            with oracle_lock(self.oracle):
+                response = super().CreateTrial(request, context)
+                if response.trial.trial_id:
+                    # A new lease: a worker given back a trial it once lost owns it again.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(fence_path(project_dir, request.tuner_id, response.trial.trial_id))
+                return response
 
         def UpdateTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
@@ -274,7 +284,7 @@ def _serve(monitor: WorkerMonitor, poll: float = 0.5) -> Any:
 
         protos, oracle_chief = grpc_parts()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        servicer = _fenced_servicer(oracle)
+        servicer = _fenced_servicer(oracle, monitor.project_dir)
         protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
         server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
         server.start()
