@@ -11,20 +11,12 @@ RSS growth.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 
 import numpy as np
-
-
-def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+from bench_memory import rss_mb  # benchmarks/ is on sys.path when run as a script
 
 
 def run(module: object, name: str, trials: int, x: np.ndarray, y: np.ndarray) -> dict[str, float]:

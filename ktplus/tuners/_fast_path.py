@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import keras
 import keras_tuner
 
 from ktplus.hypermodels._base import BaseHyperModel
@@ -94,8 +93,9 @@ class FastPath:
 
     @contextmanager
     def trial(self) -> Iterator[None]:
-        """One trial: releases Keras' gradient-registry entries afterwards."""
-        release = "release_gradients" in self.parts and keras.backend.backend() == "tensorflow"
+        """One trial: releases Keras' gradient-registry entries afterwards
+        (a no-op off the TensorFlow backend)."""
+        release = "release_gradients" in self.parts
         before = gradient_registry_snapshot() if release else frozenset()
         try:
             yield

@@ -130,14 +130,13 @@ class TunerOptions:
         from ktplus._compat import DefaultObjective, MultiObjective
 
         multi = isinstance(objective, MultiObjective)
-        default = isinstance(objective, DefaultObjective)
-        needs_one = {"early_stopping": self.early_stopping is not None,
-                     "lr_decay": _schedules.needs_single_metric(self.lr_decay),
-                     "pruning": self.pruner is not None}
-        for arg, used in needs_one.items():
-            if used and (multi or default):
-                value = {"early_stopping": self.early_stopping, "lr_decay": self.lr_decay,
-                         "pruning": self.pruner}[arg]
+        if not (multi or isinstance(objective, DefaultObjective)):
+            return
+        watching = (("early_stopping", self.early_stopping, self.early_stopping is not None),
+                    ("lr_decay", self.lr_decay, _schedules.needs_single_metric(self.lr_decay)),
+                    ("pruning", self.pruner, self.pruner is not None))
+        for arg, value, used in watching:
+            if used:
                 raise invalid(arg, value,
                               "an objective that is one metric name or keras_tuner.Objective to watch "
                               f"(received objective={given!r}); leave {arg} off with "

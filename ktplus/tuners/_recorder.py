@@ -17,6 +17,8 @@ from ktplus import _facts
 from ktplus._compat import average_metrics_dicts, convert_to_metrics_dict, objective_names
 from ktplus.logging import TrialLogger, trial_run_dir
 from ktplus.logging._hparams import session_hparams
+from ktplus.training import _schedules
+from ktplus.training._callbacks import NaNGuard, make_early_stopping
 from ktplus.training._pruning import PruningCallback
 
 
@@ -89,9 +91,6 @@ class TrialRecorder:
 
     def execution_callbacks(self, hp: Any, total_epochs: int) -> list[keras.callbacks.Callback]:
         """ktplus's callbacks for one execution (a fresh set each time)."""
-        from ktplus.training import _schedules
-        from ktplus.training._callbacks import NaNGuard, make_early_stopping
-
         options = self.tuner.options
         obj = self._objective
         ours: list[keras.callbacks.Callback] = []
@@ -171,6 +170,17 @@ class TrialRecorder:
             pass
         self._log(_facts.PRUNED if pruned else _facts.COMPLETED, metrics)
         return results
+
+    def finish_from_trial(self, trial: Any) -> None:
+        """The trial ended without reaching ktplus's ``run_trial`` (a
+        subclass overrode it): its session holds what the trial recorded."""
+        self.finished = True
+        status = _facts.status_of(trial)
+        metrics = {f"best/{name}": float(trial.metrics.get_best_value(name))
+                   for name in trial.metrics.metrics if trial.metrics.get_best_value(name) is not None}
+        if trial.score is not None:
+            metrics["score"] = float(trial.score)
+        self._log(_facts.FAILED if status in (_facts.FAILED, "invalid") else status, metrics)
 
     def _has_objective(self, history: keras.callbacks.History) -> bool:
         names = objective_names(self._objective) or [self._objective.name]

@@ -9,7 +9,6 @@ from typing import Any
 
 import keras_tuner
 
-from ktplus import _facts
 from ktplus._compat import (
     KERAS_TUNER_CALLBACKS,
     SaveBestEpoch,
@@ -271,14 +270,7 @@ class Tuner(TunerHooks):
         recorder = self._recorders.pop(trial.trial_id, None)
         super().on_trial_end(trial)
         if recorder is not None and not recorder.finished:
-            # A subclass's run_trial did not reach ours: log what the trial holds.
-            status = _facts.status_of(trial)
-            metrics = {f"best/{name}": float(trial.metrics.get_best_value(name))
-                       for name in trial.metrics.metrics if trial.metrics.get_best_value(name) is not None}
-            if trial.score is not None:
-                metrics["score"] = float(trial.score)
-            recorder.finished = True
-            recorder._log(_facts.FAILED if status in ("failed", "invalid") else status, metrics)
+            recorder.finish_from_trial(trial)
 
     def _total_epochs(self, kwargs: dict) -> int:
         max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)  # Hyperband's budget
