@@ -240,3 +240,62 @@ class TunerHooks(keras_tuner.Tuner):
     def _checkpoint_path(self, trial_id: str) -> str:
         """Where keras-tuner keeps a trial's best-epoch weights."""
         return str(self._get_checkpoint_fname(trial_id))
+
+
+# -- what ``keep_checkpoints`` must not delete ----------------------------------
+
+
+def local_oracle(oracle: Any) -> Any:
+    """The oracle object that runs the search algorithm: ``oracle`` itself,
+    or, on a distributed worker, the local one its gRPC client wraps
+    (``OracleClient._oracle``: it has the class and the arguments, no trials)."""
+    return getattr(oracle, "_oracle", oracle)
+
+
+def hyperband_promotable(oracle: Any) -> set[str] | None:
+    """The trials a later Hyperband round may still continue from (it loads
+    their checkpoints), or None when ``oracle`` is no `HyperbandOracle`.
+
+    Reads ``HyperbandOracle._brackets`` (the brackets not yet complete, each
+    ``{"bracket_num", "rounds": [[{"past_id", "id"}, ...], ...]}``) and
+    ``_get_size``: a trial of round r can still be picked while round r + 1
+    has free places and it was not picked already.
+    """
+    if not isinstance(oracle, HyperbandOracle):
+        return None
+    ids: set[str] = set()
+    for bracket in oracle._brackets:
+        rounds = bracket["rounds"]
+        for r in range(len(rounds) - 1):
+            later = rounds[r + 1]
+            if len(later) >= oracle._get_size(bracket["bracket_num"], r + 1):
+                continue
+            picked = {info["past_id"] for info in later}
+            ids.update(str(info["id"]) for info in rounds[r] if info["id"] not in picked)
+    return ids
+
+
+def saved_trials(project_dir: str) -> dict[str, Any] | None:
+    """Every trial the oracle saved in ``project_dir`` (its
+    ``trial_*/trial.json`` files), by id; None if one cannot be read (a
+    distributed worker reads the chief's records this way)."""
+    import glob
+
+    trials: dict[str, Any] = {}
+    for fname in glob.glob(os.path.join(glob.escape(project_dir), "trial_*", "trial.json")):
+        try:
+            trial = Trial.load(fname)
+        except Exception:  # missing or half-written (gfile raises its own errors)
+            return None
+        trials[str(trial.trial_id)] = trial
+    return trials
+
+
+def build_model(tuner: Any, hp: Any) -> Any:
+    """A model of ``hp`` built as a trial's is (keras-tuner's ``_try_build``:
+    a cleared session, the tuner's loss/optimizer/metrics overrides and its
+    size limit), without Hyperband's reload of a parent checkpoint."""
+    hp = hp.copy()
+    for name in [n for n in hp.values if n.startswith("tuner/")]:
+        del hp.values[name]
+    return tuner._try_build(hp)

@@ -2,7 +2,8 @@
 
 A trial's facts are stored with its metrics (so they reach the oracle and
 ``trial.json`` like any metric): how many epochs it really trained, its best
-epoch (1-based), and whether (and after which epoch) it was pruned. A pruned
+epoch (1-based), and whether (and after which epoch) it was pruned; with
+cross-validation, the spread of its score over the folds. A pruned
 trial keeps keras-tuner's COMPLETED status; ``status_of`` reports it as
 "pruned".
 """
@@ -15,8 +16,12 @@ EPOCHS_RUN = "epochs_run"
 BEST_EPOCH = "best_epoch"
 PRUNED = "pruned"
 PRUNED_EPOCH = "pruned_epoch"
+#: With cross-validation: the standard deviation of the score over the
+#: folds, and how many folds the score averages (fewer when pruned).
+SCORE_STD = "score_std"
+FOLDS = "folds"
 #: Every fact, in the order they are shown.
-FACTS = (EPOCHS_RUN, BEST_EPOCH, PRUNED, PRUNED_EPOCH)
+FACTS = (EPOCHS_RUN, BEST_EPOCH, PRUNED, PRUNED_EPOCH, SCORE_STD, FOLDS)
 
 COMPLETED = "completed"
 FAILED = "failed"

@@ -2,10 +2,15 @@
 ``ktplus report``.
 
 One row per trial: ``trial_id``, ``status`` (completed, pruned, failed,
-invalid, running), ``score`` (the best objective value), ``epochs`` (run),
-``best_epoch``, ``pruned_epoch``, every hyperparameter of the space (empty
-where inactive) and every metric at the best epoch as ``best/<metric>``.
-Best first, in the objective's direction; unscored trials last.
+invalid, running), ``score`` (the best objective value; with
+cross-validation the mean over the folds), ``score_std`` and ``folds``
+(only for a cross-validated search), ``gap`` (overfitting: the best epoch's
+training value of the objective's metric minus its validation value, in the
+objective's direction, so positive means the model does better on the data
+it trained on), ``epochs`` (run), ``best_epoch``, ``pruned_epoch``, every
+hyperparameter of the space (empty where inactive) and every metric at the
+best epoch as ``best/<metric>``. Best first, in the objective's direction;
+unscored trials last.
 """
 
 from __future__ import annotations
@@ -23,6 +28,26 @@ META_FILE = "ktplus.json"
 #: DataFrame column -> the trial metric it comes from.
 FACTS = {"epochs": _facts.EPOCHS_RUN, "best_epoch": _facts.BEST_EPOCH, "pruned_epoch": _facts.PRUNED_EPOCH}
 FACT_COLUMNS = tuple(FACTS)
+#: Columns of a cross-validated search (absent otherwise).
+CV_COLUMNS = (_facts.SCORE_STD, _facts.FOLDS)
+#: Columns that are not hyperparameters or ``best/`` metrics.
+INFO_COLUMNS = ("trial_id", "status", "score", *CV_COLUMNS, "gap", *FACT_COLUMNS, "message")
+
+
+def gap_of(metrics: Any, objective: str | None, direction: str) -> float:
+    """The overfitting gap of a trial's best-epoch metrics: training value
+    of the objective's metric minus its validation value, sign flipped for a
+    "min" objective (positive: better on the training data); NaN when the
+    objective is not a ``val_`` metric or either value is missing."""
+    if not objective or not objective.startswith("val_"):
+        return math.nan
+    train = objective[len("val_"):]
+    if not (metrics.exists(train) and metrics.exists(objective)):
+        return math.nan
+    t, v = metrics.get_last_value(train), metrics.get_last_value(objective)
+    if t is None or v is None:
+        return math.nan
+    return float(t - v) if direction == "max" else float(v - t)
 
 
 def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
@@ -39,6 +64,10 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         metrics = trial.metrics
         row: dict[str, Any] = {"trial_id": trial.trial_id, "status": _facts.status_of(trial),
                                "score": trial.score if trial.score is not None else math.nan}
+        for fact in CV_COLUMNS:
+            if metrics.exists(fact):
+                row[fact] = metrics.get_last_value(fact)
+        row["gap"] = gap_of(metrics, objective, direction)
         for column, fact in FACTS.items():
             row[column] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
         values = trial.hyperparameters.values
@@ -52,13 +81,25 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=["trial_id", "status", "score", *FACT_COLUMNS, *names])
-    for fact in FACT_COLUMNS:
-        frame[fact] = frame[fact].astype("Int64") if frame[fact].notna().all() else frame[fact]
+        return pd.DataFrame(columns=["trial_id", "status", "score", "gap", *FACT_COLUMNS, *names])
+    for fact in (*FACT_COLUMNS, _facts.FOLDS):
+        values = frame[fact] if fact in frame else None
+        if values is not None and values.notna().all() and (values.astype(float) % 1 == 0).all():
+            frame[fact] = values.astype("Int64")  # a mean over folds or executions stays a float
     frame = frame.sort_values("score", ascending=direction != "max", na_position="last", kind="stable")
     frame.attrs["objective"] = objective
     frame.attrs["direction"] = direction
     return frame.reset_index(drop=True)
+
+
+def read_meta(project_dir: str) -> dict[str, Any]:
+    """What `write_meta` and `record_fit_settings` recorded ({} if nothing)."""
+    try:
+        with open(os.path.join(project_dir, META_FILE)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
@@ -67,7 +108,20 @@ def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
 
     name = getattr(objective, "name", None)
     atomic_write_json(os.path.join(project_dir, META_FILE), {
+        **read_meta(project_dir),
         "objective": name, "direction": getattr(objective, "direction", "min"), "tuner": tuner})
+
+
+def record_fit_settings(project_dir: str, fit_kwargs: dict) -> None:
+    """Records the ``epochs`` and ``batch_size`` a search trained with, so
+    a refit (in this process or a later one) replays them."""
+    from ktplus._atomic import atomic_write_json
+
+    fit = {k: fit_kwargs[k] for k in ("epochs", "batch_size")
+           if isinstance(fit_kwargs.get(k), int) and not isinstance(fit_kwargs.get(k), bool)}
+    meta = read_meta(project_dir)
+    if meta.get("fit") != fit and os.path.isdir(project_dir):
+        atomic_write_json(os.path.join(project_dir, META_FILE), {**meta, "fit": fit})
 
 
 def _find_project(directory: str) -> str:
@@ -119,11 +173,10 @@ def load_results(directory: str | os.PathLike) -> Any:
             except (ValueError, KeyError) as e:
                 raise ValueError(f"Unreadable trial file {path}: {e}") from None
     objective, direction = None, "min"
-    try:
-        with open(os.path.join(project, META_FILE)) as f:
-            meta = json.load(f)
+    meta = read_meta(project)
+    if meta:
         objective, direction = meta.get("objective"), meta.get("direction", "min")
-    except (OSError, ValueError):
+    else:
         for t in trials:  # a plain keras-tuner search: infer from the metrics
             for name, tracker in t.metrics.metrics.items():
                 if t.score is not None and tracker.direction and t.metrics.get_best_value(name) == t.score:
@@ -154,6 +207,8 @@ def leaderboard(frame: Any, top: int | None = None) -> Any:
     hyperparameters."""
     columns = [c for c in frame.columns if not c.startswith("best/") and c not in ("message", "best_epoch",
                                                                                      "pruned_epoch")]
+    if "gap" in columns and frame["gap"].isna().all():
+        columns.remove("gap")  # an objective with no training counterpart
     frame = frame[columns]
     return frame.head(top) if top else frame
 
@@ -187,7 +242,7 @@ def plot(frame: Any, path: str) -> None:
     scored = frame[frame["score"].notna()].copy()
     scored["n"] = pd.to_numeric(scored["trial_id"], errors="coerce")
     scored = scored.sort_values("n")
-    hp_columns = [c for c in frame.columns if c not in ("trial_id", "status", "score", "message", *FACT_COLUMNS)
+    hp_columns = [c for c in frame.columns if c not in INFO_COLUMNS
                   and not c.startswith("best/") and frame[c].nunique(dropna=True) > 1]
     n = 1 + len(hp_columns)
     cols = min(3, n)

@@ -4,7 +4,6 @@ and the search overview run."""
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import time
@@ -148,11 +147,8 @@ class SearchLogger:
         """
         direction = getattr(self.objective, "direction", "min")
         best_of = max if direction == "max" else min
-        points = []
-        for trial_id, values in self.curves.finished(states=(COMPLETED, PRUNED)).items():
-            finite = [v for v in values.values() if v is not None and math.isfinite(v)]
-            if finite and trial_id.isdigit():
-                points.append((int(trial_id), best_of(finite)))
+        points = [(int(trial_id), score) for trial_id, score in
+                  self.curves.best_values(direction, states=(COMPLETED, PRUNED)).items() if trial_id.isdigit()]
         run = os.path.join(self.root, OVERVIEW_RUN)
         old = os.listdir(run) if os.path.isdir(run) else []
         best = None

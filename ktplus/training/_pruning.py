@@ -54,6 +54,7 @@ class _Curve(NamedTuple):
     state: str | None
     values: dict[int, float]  # the epochs the trial itself trained
     inherited: dict[int, float]  # the epochs of its Hyperband ancestors
+    fold: int | None = None  # the cross-validation fold, None without cv
 
 
 class CurveStore:
@@ -65,7 +66,12 @@ class CurveStore:
          "worker": <KERASTUNER_TUNER_ID or null>,
          "values": {"3": 0.52, "4": 0.61},          # epochs this trial trained
          "inherited": {"0": 0.31, "1": 0.40, ...},  # its Hyperband parent's lineage
-         "pruned_against": ["1", "2"]}              # only when pruned
+         "pruned_against": ["1", "2"],              # only when pruned
+         "fold": 2}                                 # only with cross-validation
+
+    With cross-validation (``cv=``) each fold of a trial has its own file,
+    ``trial_<id>_fold_<k>.json``, and a pruning decision for fold ``k``
+    compares with fold ``k`` of the other trials (`finished` with ``fold``).
 
     Epochs are 0-based and absolute (a Hyperband continuation starting at
     ``initial_epoch=3`` writes its epochs from 3). ``"inherited"`` may be
@@ -101,13 +107,13 @@ class CurveStore:
         self.directory = Path(directory)
         self._cache: dict[str, tuple[tuple[int, int, int], _Curve | None]] = {}
 
-    def path(self, trial_id: str) -> Path:
-        """The file of ``trial_id``'s curve."""
-        return self.directory / f"trial_{trial_id}.json"
+    def path(self, trial_id: str, fold: int | None = None) -> Path:
+        """The file of ``trial_id``'s curve (of one fold with ``fold``)."""
+        return self.directory / (f"trial_{trial_id}.json" if fold is None else f"trial_{trial_id}_fold_{fold}.json")
 
     def write(self, trial_id: str, values: Mapping[int, float], state: str,
               compared_with: list[str] | None = None, *,
-              inherited: Mapping[int, float] | None = None) -> None:
+              inherited: Mapping[int, float] | None = None, fold: int | None = None) -> None:
         """Writes a trial's curve atomically.
 
         Args:
@@ -118,6 +124,7 @@ class CurveStore:
                 used.
             inherited: The epochs before the trial's ``initial_epoch``, from
                 its Hyperband parent (`read` of the parent).
+            fold: The cross-validation fold this curve is of (None: no cv).
         """
         data: dict[str, Any] = {
             "trial_id": trial_id, "state": state, "worker": os.environ.get("KERASTUNER_TUNER_ID"),
@@ -127,7 +134,9 @@ class CurveStore:
             data["inherited"] = {str(k): v for k, v in sorted(inherited.items())}
         if compared_with is not None:
             data["pruned_against"] = compared_with  # the finished trials the decision used
-        atomic_write_json(self.path(trial_id), data)
+        if fold is not None:
+            data["fold"] = int(fold)
+        atomic_write_json(self.path(trial_id, fold), data)
 
     def _load(self, path: Path, stat: os.stat_result | None = None) -> _Curve | None:
         """The parsed file, from the cache unless the file changed; None
@@ -146,7 +155,8 @@ class CurveStore:
         try:
             data = json.loads(path.read_text())
             curve = _Curve(str(data.get("trial_id", path.stem[len("trial_"):])), data.get("state"),
-                           _values(data.get("values")), _values(data.get("inherited")))
+                           _values(data.get("values")), _values(data.get("inherited")),
+                           None if data.get("fold") is None else int(data["fold"]))
         except FileNotFoundError:
             self._cache.pop(key, None)
             return None
@@ -164,7 +174,7 @@ class CurveStore:
         return dict(sorted({**curve.inherited, **curve.values}.items()))
 
     def finished(self, exclude: str | None = None,
-                 states: tuple[str, ...] = (COMPLETED,)) -> dict[str, dict[int, float]]:
+                 states: tuple[str, ...] = (COMPLETED,), fold: int | None = None) -> dict[str, dict[int, float]]:
         """The epochs each trial in ``states`` trained itself (inherited
         epochs left out), by trial id.
 
@@ -173,8 +183,26 @@ class CurveStore:
             states: Which curves to return; the default, completed only,
                 leaves out pruned and failed trials, as Optuna's pruners
                 count only COMPLETE trials.
+            fold: Only the curves of this cross-validation fold (None: the
+                curves of searches without cv).
         """
-        out: dict[str, dict[int, float]] = {}
+        return {c.trial_id: dict(c.values) for c in self.curves(exclude, states) if c.fold == fold}
+
+    def best_values(self, direction: str, states: tuple[str, ...] = (COMPLETED,)) -> dict[str, float]:
+        """Each trial's best value, by trial id: the best epoch of its curve,
+        averaged over its folds with cross-validation (NaN ignored; trials
+        with no finite value left out)."""
+        per_trial: dict[str, list[float]] = {}
+        best_of = max if direction == "max" else min
+        for curve in self.curves(None, states):
+            finite = [v for v in curve.values.values() if v is not None and math.isfinite(v)]
+            if finite:
+                per_trial.setdefault(curve.trial_id, []).append(best_of(finite))
+        return {t: float(np.mean(v)) for t, v in per_trial.items()}
+
+    def curves(self, exclude: str | None = None, states: tuple[str, ...] = (COMPLETED,)) -> list[_Curve]:
+        """The parsed curves in ``states`` (every fold's), ``exclude``'s left out."""
+        out: list[_Curve] = []
         try:
             entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
         except OSError:
@@ -195,7 +223,7 @@ class CurveStore:
             if curve is None:
                 continue  # a file being replaced or damaged; skipped
             if curve.state in states and curve.trial_id != exclude:
-                out[curve.trial_id] = dict(curve.values)
+                out.append(curve)
         keep = str(self.path(exclude)) if exclude is not None else None
         for key in [k for k in self._cache if k not in seen and k != keep]:
             del self._cache[key]  # files removed since the last call
@@ -445,6 +473,9 @@ class PruningCallback(keras.callbacks.Callback):
             and ``direction``).
         initial_curve: The values of earlier epochs (a Hyperband parent's
             curve, its own ancestors included).
+        fold: The cross-validation fold being trained (None without cv):
+            the curve is the fold's, and pruning compares it with the same
+            fold of the other trials, epoch by epoch.
 
     Attributes:
         pruned_epoch: The 0-based epoch after which the trial was pruned, or
@@ -453,8 +484,10 @@ class PruningCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, pruner: Pruner | None, store: CurveStore, trial_id: str,
-                 objective: Any, initial_curve: Mapping[int, float] | None = None) -> None:
+                 objective: Any, initial_curve: Mapping[int, float] | None = None,
+                 fold: int | None = None) -> None:
         super().__init__()
+        self.fold = fold
         self.pruner = pruner
         self.store = store
         self.trial_id = trial_id
@@ -477,7 +510,7 @@ class PruningCallback(keras.callbacks.Callback):
             return
         self.values[epoch] = value
         if self.pruner is not None and self.pruned_epoch is None:
-            others = self.store.finished(exclude=self.trial_id)
+            others = self.store.finished(exclude=self.trial_id, fold=self.fold)
             if self.pruner.prune(epoch, self.curve, list(others.values()), self.objective.direction):
                 self.pruned_epoch = epoch
                 self.pruned_against = sorted(others)
@@ -490,4 +523,4 @@ class PruningCallback(keras.callbacks.Callback):
 
     def _write(self, state: str) -> None:
         self.store.write(self.trial_id, self.values, state, self.pruned_against,
-                         inherited=self.inherited)
+                         inherited=self.inherited, fold=self.fold)

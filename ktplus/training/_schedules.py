@@ -450,3 +450,22 @@ class LearningRateDecay(keras.callbacks.Callback):
                 self._reductions += 1
                 self._cooldown = int(p("cooldown"))
                 self._wait = 0
+
+
+def decay_callback(lr_decay: Any, hp: Any, total_epochs: int, monitor: str,
+                   mode: str) -> LearningRateDecay | None:
+    """The `LearningRateDecay` callback of a trial (None without a schedule).
+
+    Args:
+        lr_decay: The tuner's parsed ``lr_decay`` (an `LRDecay`, a
+            `TunedLRDecay`, whose choice is read from ``hp``, or None).
+        hp: The trial's hyperparameters.
+        total_epochs: The epoch budget the schedule spans.
+        monitor: The metric "plateau" watches.
+        mode: "min" or "max", the better direction of ``monitor``.
+    """
+    if isinstance(lr_decay, TunedLRDecay):
+        lr_decay = decay_from_hp(hp, lr_decay)
+    if isinstance(lr_decay, LRDecay):
+        return LearningRateDecay(lr_decay, total_epochs, monitor=monitor, mode=mode)
+    return None

@@ -71,6 +71,7 @@ class FastPath:
     def __init__(self, parts: frozenset[str]) -> None:
         self.parts = parts
         self._data: DataCache | None = None
+        self._caches: dict[Any, DataCache] = {}
         self._steps_per_execution = 1
 
     @contextmanager
@@ -82,14 +83,31 @@ class FastPath:
             gc.collect()
             gc.freeze()
         self._data = DataCache() if "data" in self.parts else None
+        self._caches = {}
         try:
             yield
         finally:
-            if self._data is not None:
-                self._data.close()
-                self._data = None
+            for cache in (self._data, *self._caches.values()):
+                if cache is not None:
+                    cache.close()
+            self._data = None
+            self._caches = {}
             if freeze:
                 gc.unfreeze()
+
+    @contextmanager
+    def fold(self, index: int) -> Iterator[None]:
+        """One cross-validation fold: its data has a cache of its own, so
+        each fold's arrays become tensors and pipelines once per search."""
+        if self._data is None:
+            yield
+            return
+        outer = self._data
+        self._data = self._caches.setdefault(index, DataCache())
+        try:
+            yield
+        finally:
+            self._data = outer
 
     @contextmanager
     def trial(self) -> Iterator[None]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ktplus._errors import invalid
+from ktplus.evaluation._cv import parse_cv
 from ktplus.training import _schedules
 from ktplus.training._callbacks import parse_early_stopping
 from ktplus.training._pruning import Pruner, parse_pruning
@@ -57,6 +58,15 @@ def _parse_tensorboard(value: Any) -> bool | str:
                   "True (<directory>/<project_name>/tensorboard), False/None, or a directory path")
 
 
+def _parse_keep_checkpoints(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid("keep_checkpoints", value,
+                      "None (keep every trial's checkpoint) or an integer k >= 1 (keep the k best)")
+    return int(value)
+
+
 def _parse_worker_timeout(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
         raise invalid("worker_timeout", value, "a finite number of seconds > 0")
@@ -80,6 +90,9 @@ class TunerOptions:
             a directory.
         worker_timeout: Seconds without a heartbeat after which the chief of
             a distributed search declares a worker lost.
+        cv: None, the number of folds, or a scikit-learn splitter.
+        keep_checkpoints: None (keep all) or how many of the best trials'
+            checkpoints to keep on disk.
 
     Example:
 
@@ -94,11 +107,13 @@ class TunerOptions:
     fast_path: frozenset[str] = field(default_factory=lambda: frozenset(FAST_PARTS))
     tensorboard: bool | str = True
     worker_timeout: float = 60.0
+    cv: Any = None
+    keep_checkpoints: int | None = None
 
     @classmethod
     def parse(cls, *, lr_decay: Any = None, lr_warmup: Any = 0, early_stopping: Any = None,
               pruning: Any = None, fast_path: Any = True, tensorboard: Any = True,
-              worker_timeout: Any = 60.0) -> TunerOptions:
+              worker_timeout: Any = 60.0, cv: Any = None, keep_checkpoints: Any = None) -> TunerOptions:
         """Validates the tuners' keyword arguments (see `ktplus.Tuner`).
 
         Raises:
@@ -111,13 +126,16 @@ class TunerOptions:
             fast_path=parse_fast_path(fast_path),
             tensorboard=_parse_tensorboard(tensorboard),
             worker_timeout=_parse_worker_timeout(worker_timeout),
+            cv=parse_cv(cv),
+            keep_checkpoints=_parse_keep_checkpoints(keep_checkpoints),
         )
 
     def as_kwargs(self) -> dict[str, Any]:
         """The options as keyword arguments of a ktplus tuner."""
         return {"lr_decay": self.lr_decay, "early_stopping": self.early_stopping,
                 "pruning": self.pruner, "fast_path": sorted(self.fast_path),
-                "tensorboard": self.tensorboard, "worker_timeout": self.worker_timeout}
+                "tensorboard": self.tensorboard, "worker_timeout": self.worker_timeout,
+                "cv": self.cv, "keep_checkpoints": self.keep_checkpoints}
 
     def check_objective(self, objective: Any, given: Any) -> None:
         """Refuses options that watch one metric with an objective that is

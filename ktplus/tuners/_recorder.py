@@ -40,12 +40,34 @@ class _FencedCurves:
 
 
 class _Execution:
-    def __init__(self, curves: PruningCallback, logger: TrialLogger | None) -> None:
+    def __init__(self, curves: PruningCallback, logger: TrialLogger | None, fold: int | None) -> None:
         self.curves = curves
         self.logger = logger
+        self.fold = fold
 
 
-def _with_facts(history: keras.callbacks.History, curves: PruningCallback) -> keras.callbacks.History:
+def _fold_facts(histories: list[keras.callbacks.History], executions: list[_Execution],
+                objective: Any) -> dict[str, float]:
+    """``score_std`` and ``folds`` of a cross-validated trial: the spread
+    over the folds of their best-epoch objective values (each fold's value
+    averaged over its executions), as numpy's ``std``."""
+    import numpy as np
+
+    by_fold: dict[int | None, list[float]] = {}
+    for history, ex in zip(histories, executions):
+        try:
+            value = float(objective.get_value(convert_to_metrics_dict(history, objective)))
+        except (KeyError, TypeError, ValueError):
+            continue
+        by_fold.setdefault(ex.fold, []).append(value)
+    scores = [float(np.mean(v)) for v in by_fold.values()]
+    if not scores:
+        return {}
+    return {_facts.SCORE_STD: float(np.std(scores)), _facts.FOLDS: float(len(scores))}
+
+
+def _with_facts(history: keras.callbacks.History, curves: PruningCallback,
+                extra: dict[str, float] | None = None) -> keras.callbacks.History:
     """A copy of ``history`` with the trial facts as per-epoch series, so
     keras-tuner reads them at the best epoch like every metric."""
     n = max((len(v) for v in history.history.values()), default=0)
@@ -59,6 +81,8 @@ def _with_facts(history: keras.callbacks.History, curves: PruningCallback) -> ke
     }
     if curves.pruned_epoch is not None:
         series[_facts.PRUNED_EPOCH] = [float(curves.pruned_epoch + 1)] * n
+    for name, value in (extra or {}).items():
+        series[name] = [value] * n
     out = copy.copy(history)
     out.history = {**history.history, **series}
     return out
@@ -78,12 +102,22 @@ class TrialRecorder:
         self.start = time.time()
         self.executions: list[_Execution] = []
         self.finished = False
+        #: The cross-validation fold being trained (None without cv).
+        self.fold: int | None = None
+        #: The best objective value any fold's checkpoint holds (with cv the
+        #: checkpoint is the best epoch over all folds).
+        self.checkpoint_best: float | None = None
         if tuner._tb is not None:
             tuner._tb.start_trial(trial.trial_id)
 
     @property
     def _objective(self) -> Any:
         return self.tuner.oracle.objective
+
+    @property
+    def pruned(self) -> bool:
+        """Whether any execution (any fold) of the trial was pruned."""
+        return any(ex.curves.pruned_epoch is not None for ex in self.executions)
 
     def owns(self) -> bool:
         """False once a distributed chief gave this trial to another worker."""
@@ -94,33 +128,30 @@ class TrialRecorder:
         options = self.tuner.options
         obj = self._objective
         ours: list[keras.callbacks.Callback] = []
-        decay = options.lr_decay
-        if isinstance(decay, _schedules.TunedLRDecay):
-            decay = _schedules.decay_from_hp(hp, decay)
-        if isinstance(decay, _schedules.LRDecay):
-            ours.append(_schedules.LearningRateDecay(decay, total_epochs, monitor=obj.name,
-                                                     mode=obj.direction))
+        decay = _schedules.decay_callback(options.lr_decay, hp, total_epochs, obj.name, obj.direction)
+        if decay is not None:
+            ours.append(decay)
         if options.early_stopping is not None:
             ours.append(make_early_stopping(options.early_stopping, obj))
         parent = hp.values.get("tuner/trial_id")
         store = self.tuner._curves
         fenced: Any = _FencedCurves(store, self.owns)
         curves = PruningCallback(options.pruner, fenced, self.trial.trial_id, obj,
-                                 initial_curve=store.read(parent) if parent else None)
+                                 initial_curve=store.read(parent) if parent else None, fold=self.fold)
         ours.append(curves)
         logger = None
         if self.tuner.tensorboard_dir:
             run_dir = trial_run_dir(self.tuner.tensorboard_dir, self.trial.trial_id)
-            multi = getattr(self.tuner, "executions_per_trial", 1) > 1
-            logger = TrialLogger(
-                os.path.join(run_dir, f"execution_{len(self.executions)}") if multi else run_dir,
-                run_dir if not self.executions else None,
-                session_hparams(hp, "running"),
-            )
+            scalars_dir = run_dir if self.fold is None else os.path.join(run_dir, f"fold_{self.fold}")
+            if getattr(self.tuner, "executions_per_trial", 1) > 1:
+                index = sum(1 for ex in self.executions if ex.fold == self.fold)
+                scalars_dir = os.path.join(scalars_dir, f"execution_{index}")
+            logger = TrialLogger(scalars_dir, run_dir if not self.executions else None,
+                                 session_hparams(hp, "running"))
             ours.append(logger)
         # Last of ours: the failing epoch is still logged and recorded.
         ours.append(NaNGuard(["loss", *objective_names(obj)]))
-        self.executions.append(_Execution(curves, logger))
+        self.executions.append(_Execution(curves, logger, self.fold))
         return ours
 
     def _close_loggers(self) -> None:
@@ -148,7 +179,7 @@ class TrialRecorder:
             return results
         histories = (isinstance(results, list) and len(results) == len(self.executions)
                      and all(isinstance(h, keras.callbacks.History) for h in results))
-        pruned = any(ex.curves.pruned_epoch is not None for ex in self.executions)
+        pruned = self.pruned
         if histories and not all(self._has_objective(h) for h in results):
             for ex in self.executions:  # e.g. validation_freq > epochs run: keras-tuner decides
                 ex.curves.finish(_facts.FAILED)
@@ -156,7 +187,9 @@ class TrialRecorder:
         for ex in self.executions:
             ex.curves.finish(_facts.PRUNED if ex.curves.pruned_epoch is not None else _facts.COMPLETED)
         if histories:
-            results = [_with_facts(h, ex.curves) for h, ex in zip(results, self.executions)]
+            folds = (_fold_facts(results, self.executions, self._objective)
+                     if any(ex.fold is not None for ex in self.executions) else {})
+            results = [_with_facts(h, ex.curves, folds) for h, ex in zip(results, self.executions)]
         try:
             merged = convert_to_metrics_dict(results, self._objective) if results is not None else {}
         except Exception:  # keras-tuner reports unusable results itself

@@ -18,13 +18,15 @@ from ktplus._compat import (
     is_consecutive_failure_error,
 )
 from ktplus._errors import invalid
+from ktplus.evaluation._cv import CrossValidation
 from ktplus.logging import SearchLogger
-from ktplus.results import results_frame, write_meta
+from ktplus.results import record_fit_settings, results_frame, write_meta
 from ktplus.training import _schedules
 from ktplus.training._pruning import CurveStore
 from ktplus.tuners import _distributed
 from ktplus.tuners._checkpoint import AtomicSaveBestEpoch
 from ktplus.tuners._fast_path import FastPath
+from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
 from ktplus.tuners._oracles import adopt_oracle
 from ktplus.tuners._recorder import TrialRecorder
@@ -91,10 +93,15 @@ def tuner_docstring(name: str, budget: str) -> str:
     """
 
 
+def _given_oracle(args: tuple, kwargs: dict) -> Any:
+    """The oracle passed to a `ktplus.Tuner` (None for a search algorithm)."""
+    return kwargs.get("oracle", args[0] if args and isinstance(args[0], keras_tuner.Oracle) else None)
+
+
 def _given_objective(args: tuple, kwargs: dict) -> tuple[Any, Any]:
     """The tuner's objective (as keras-tuner will create it) and the value
     the user gave, from a tuner's or a search algorithm's arguments."""
-    oracle = kwargs.get("oracle", args[0] if args and isinstance(args[0], keras_tuner.Oracle) else None)
+    oracle = _given_oracle(args, kwargs)
     if isinstance(oracle, keras_tuner.Oracle):
         return oracle.objective, oracle.objective
     given = kwargs.get("objective", args[1] if len(args) > 1 else None)
@@ -137,14 +144,23 @@ class Tuner(TunerHooks):
         fast_path: Any = True,
         tensorboard: Any = True,
         worker_timeout: float = 60.0,
+        cv: Any = None,
+        keep_checkpoints: int | None = None,
         **kwargs: Any,
     ) -> None:
         # Everything is validated before keras-tuner touches the directory.
         options = TunerOptions.parse(lr_decay=lr_decay, lr_warmup=lr_warmup, early_stopping=early_stopping,
                                      pruning=pruning, fast_path=fast_path, tensorboard=tensorboard,
-                                     worker_timeout=worker_timeout)
+                                     worker_timeout=worker_timeout, cv=cv,
+                                     keep_checkpoints=keep_checkpoints)
         objective, given = _given_objective(args, kwargs)
         options.check_objective(objective, given)
+        if options.cv is not None and (isinstance(self, keras_tuner.Hyperband) or isinstance(
+                _given_oracle(args, kwargs), keras_tuner.oracles.HyperbandOracle)):
+            raise invalid("cv", options.cv,
+                          "None with Hyperband: its continuations resume one checkpoint per trial, and "
+                          "cross-validation trains one model per fold; use cv with RandomSearch, "
+                          "BayesianOptimization, GridSearch or ktplus.Tuner over another oracle")
         directory = kwargs.get("directory")
         if directory is not None and "://" in os.fspath(directory):
             raise invalid("directory", directory,
@@ -168,6 +184,7 @@ class Tuner(TunerHooks):
                     if self.tensorboard_dir else None)
         self._fast = FastPath(options.fast_path)
         self._recorders: dict[str, TrialRecorder] = {}
+        self._cv: CrossValidation | None = None
         write_meta(self.project_dir, self.oracle.objective, type(self).__name__)
 
     # -- the options, as attributes ------------------------------------------
@@ -219,8 +236,22 @@ class Tuner(TunerHooks):
         cache and garbage-collector freeze live for this call only, however
         it ends.
         """
-        validate_search_inputs(self, fit_args, fit_kwargs)
+        groups = fit_kwargs.pop("groups", None)
+        if self.options.cv is None:
+            if groups is not None:
+                raise invalid("groups", f"<{type(groups).__name__}>",
+                              "None without cross-validation: `groups` reaches the cv splitter (e.g. "
+                              "cv=GroupKFold(5)); set cv= on the tuner")
+            validate_search_inputs(self, fit_args, fit_kwargs)
+            cv = None
+        else:
+            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.oracle.seed)
+            first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
+            validate_search_inputs(self, first_args, first_kwargs)
+        record_fit_settings(self.project_dir, fit_kwargs)
         with contextlib.ExitStack() as stack:
+            stack.callback(setattr, self, "_cv", None)
+            self._cv = cv
             stack.enter_context(atomic_state_writes(self.project_dir))
             stack.enter_context(self._fast.search())
             stack.enter_context(_distributed.session(self))
@@ -260,17 +291,42 @@ class Tuner(TunerHooks):
         recorder = self._recorder(trial)
         with self._fast.trial():
             try:
-                results = super().run_trial(trial, *args, **kwargs)
+                if self._cv is None:
+                    results = super().run_trial(trial, *args, **kwargs)
+                else:
+                    results = self._run_folds(trial, recorder, args, kwargs)
             except BaseException as error:
                 recorder.fail(error)
                 raise
         return recorder.finish(results)
+
+    def _run_folds(self, trial: Any, recorder: TrialRecorder, args: tuple, kwargs: dict) -> list[Any]:
+        """keras-tuner's ``run_trial`` once per fold (each fold's executions
+        as keras-tuner runs them); a pruned fold ends the trial."""
+        assert self._cv is not None
+        results: list[Any] = []
+        for fold in self._cv.folds:
+            recorder.fold = fold.index
+            fold_args, fold_kwargs = self._cv.fold_inputs(fold.index, args, kwargs)
+            with self._fast.fold(fold.index):
+                out = super().run_trial(trial, *fold_args, **fold_kwargs)
+            results.extend(out if isinstance(out, list) else [out])
+            if recorder.pruned:
+                break
+        return results
 
     def on_trial_end(self, trial: Any) -> None:
         recorder = self._recorders.pop(trial.trial_id, None)
         super().on_trial_end(trial)
         if recorder is not None and not recorder.finished:
             recorder.finish_from_trial(trial)
+        prune_checkpoints(self)  # keep_checkpoints: after the oracle saved the trial
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        """The best trials' trained models, as `keras_tuner.Tuner.get_best_models`
+        (a ValueError when ``num_models`` exceeds ``keep_checkpoints``)."""
+        check_num_models(self, num_models)
+        return list(super().get_best_models(num_models))
 
     def _total_epochs(self, kwargs: dict) -> int:
         max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)  # Hyperband's budget
@@ -282,6 +338,9 @@ class Tuner(TunerHooks):
         given = list(kwargs.get("callbacks", []))
         user_callbacks = [c for c in given if not isinstance(c, KERAS_TUNER_CALLBACKS)]
         ours = recorder.execution_callbacks(hp, self._total_epochs(kwargs))
+        for c in given:  # with cv: the checkpoint is the best epoch over all folds
+            if isinstance(c, SaveBestEpoch) and recorder.checkpoint_best is not None:
+                c.best_value = recorder.checkpoint_best
         theirs = [AtomicSaveBestEpoch(c, defer=self._fast.defer_checkpoint, may_write=recorder.owns)
                   if isinstance(c, SaveBestEpoch) else c for c in given]
         with self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
@@ -290,7 +349,54 @@ class Tuner(TunerHooks):
         for callback in theirs:
             if isinstance(callback, AtomicSaveBestEpoch):
                 callback.flush()
+                recorder.checkpoint_best = callback.best_value
         return result
 
     def _after_build(self, model: Any) -> Any:
         return self._fast.after_build(model)
+
+    # -- after the search: held-out evaluation and refit -----------------------
+
+    def evaluate(self, x: Any, y: Any, num_models: int = 1) -> Any:
+        """Scores the best models on held-out data with scikit-learn's metrics.
+
+        Args:
+            x: Held-out features, as the models take them.
+            y: Held-out targets (integer class labels, one-hot labels or
+                numbers).
+            num_models: How many of the best trials' models to evaluate.
+
+        Returns:
+            A pandas DataFrame, one row per model, best first: ``trial_id``
+            and, for classification, ``accuracy``, ``balanced_accuracy``,
+            ``precision_macro``, ``recall_macro``, ``f1_macro``,
+            ``f1_weighted``, ``roc_auc`` (one-vs-rest when multi-class) and
+            ``log_loss``; for regression ``mae``, ``rmse`` and ``r2``.
+            Each model's per-class table, confusion matrix and PR curves go
+            to TensorBoard under its trial, its metrics to its HParams
+            session as ``test/<metric>``.
+        """
+        from ktplus.evaluation import evaluate_trials
+
+        return evaluate_trials(self, x, y, num_models=num_models)
+
+    def refit(self, x: Any, y: Any, **fit_kwargs: Any) -> Any:
+        """Trains the best trial's configuration on all of ``x``, ``y``.
+
+        The model is built with the best trial's hyperparameters and trained
+        for its best number of epochs (the mean best epoch over folds with
+        ``cv``), with the same learning-rate schedule and batch size, seeded
+        with the tuner's seed.
+
+        Args:
+            x: All the training features (e.g. training plus validation).
+            y: Their targets.
+            **fit_kwargs: More `HyperModel.fit` arguments (``epochs`` given
+                here replaces the best trial's epoch count).
+
+        Returns:
+            The trained `keras.Model`.
+        """
+        from ktplus.evaluation import refit_best
+
+        return refit_best(self, x, y, **fit_kwargs)
