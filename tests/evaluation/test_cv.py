@@ -222,3 +222,28 @@ def test_groups_without_cv_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Invalid value for argument `groups`"):
         tuner.search(x, y, validation_data=(x, y), groups=np.arange(30), epochs=1)
     assert tuner.oracle.trials == {}
+
+
+class _CacheProbe(keras.callbacks.Callback):
+    """Records which tensor each fit's training data comes from (the tuner is
+    a class attribute: keras-tuner deep-copies callbacks, not classes)."""
+
+    tuner = None
+    seen: list = []
+
+    def on_train_begin(self, logs=None):
+        cache = type(self).tuner._fast._data
+        # the tensor itself, held: an id could be reused once a tensor is freed
+        type(self).seen.append(cache._train[0] if cache is not None and cache._train else None)
+
+
+def test_the_fast_path_converts_each_fold_once_per_search(tmp_path):
+    x, y = _data(40)
+    tuner = ktplus.RandomSearch(_hm(), objective="val_accuracy", max_trials=2, cv=2, directory=tmp_path,
+                                tensorboard=False)
+    _CacheProbe.tuner, _CacheProbe.seen = tuner, []
+    tuner.search(x, y, epochs=1, verbose=0, callbacks=[_CacheProbe()])
+    first, second, third, fourth = _CacheProbe.seen
+    assert all(t is not None for t in _CacheProbe.seen)
+    assert first is not second  # each fold its own data
+    assert third is first and fourth is second  # the second trial reuses both folds' tensors
