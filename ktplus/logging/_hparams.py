@@ -161,7 +161,7 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
 
 
 #: TensorBoard shows the first five metrics of the config by default.
-_FIRST_METRICS = ("score", "best_epoch", "epochs_run", "trial_seconds", "num_params")
+_FIRST_METRICS = ("score", "score_std", "best_epoch", "epochs_run", "trial_seconds", "num_params")
 
 
 def _metric_order(tag: str) -> tuple[int, int | str]:
@@ -183,4 +183,6 @@ def _describe(tag: str, objective: str) -> str:
         "trial_seconds": "wall time of the trial",
         "pruned": "1 if the trial was pruned",
         "pruned_epoch": "epoch (1-based) at which it was pruned",
+        "score_std": f"standard deviation of {objective} over the cross-validation folds",
+        "folds": "cross-validation folds the score averages",
     }.get(tag, tag)

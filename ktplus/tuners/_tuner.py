@@ -63,7 +63,17 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             text, and a search overview.
         worker_timeout: In keras-tuner's distributed mode, seconds without a
             heartbeat after which the chief declares a worker lost and
-            re-queues (once) or fails its trial, so the search still ends."""
+            re-queues (once) or fails its trial, so the search still ends.
+        cv: None (default), an int k >= 2 (stratified k-fold for integer
+            class labels, k-fold otherwise, shuffled with the tuner's seed)
+            or a scikit-learn splitter (`GroupKFold`, ...; `search(...,
+            groups=...)` reaches it). With cv, `search(x, y, epochs=...)`
+            takes no validation data: each fold's held-out part is its
+            validation data, a trial's score is the mean over its folds
+            (`results()` adds `score_std` and `folds`), and pruning compares
+            each fold with the same fold of other trials. Not with Hyperband.
+        keep_checkpoints: None (default, keep every trial's checkpoint) or
+            k: keep only the k best trials' checkpoints on disk."""
 
 
 def tuner_docstring(name: str, budget: str) -> str:
