@@ -1,13 +1,18 @@
 """The ``ktplus`` command line.
 
-``ktplus search`` tunes a model on a built-in or user dataset with no code;
-``ktplus report DIR`` shows a search's leaderboard; ``ktplus tensorboard DIR``
-serves its logs. Errors are one line on stderr and a non-zero exit.
+``ktplus search`` tunes a model on a built-in or user dataset with no code
+(optionally cross-validated, with a held-out test set and an exported
+model); ``ktplus report DIR`` shows a search's leaderboard and test
+evaluation; ``ktplus tensorboard DIR`` serves its logs; ``ktplus predict``
+predicts with an exported model. Errors are one line on stderr and a
+non-zero exit.
 
 One module per part: ``_parser`` (arguments), ``_data`` (``--data``,
-``--target``, ``--task``), ``_search`` (the search in this process),
-``_supervisor`` (``--workers``: a local chief and workers), ``_progress``
-(the progress display), ``_report`` and ``_tensorboard``. Importing this
+``--target``, ``--task``), ``_splits`` (``--test-split``, the validation
+split or ``--cv``, standardization), ``_search`` (the search in this
+process), ``_supervisor`` (``--workers``: a local chief and workers),
+``_progress`` (the progress display), ``_export`` (``--export`` files and
+their metadata), ``_predict``, ``_report`` and ``_tensorboard``. Importing this
 package does not import TensorFlow, so bad input is reported before it loads.
 """
 
@@ -17,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from ktplus.cli._errors import CLIError
-from ktplus.cli._parser import build_parser
+from ktplus.cli._parser import build_parser, check_search
 
 __all__ = ["CLIError", "build_parser", "main"]
 
@@ -42,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command == "search":
+            check_search(args)
             if args.workers and not args.role:
                 from ktplus.cli._supervisor import run_distributed
 
@@ -57,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ktplus.cli._tensorboard import run_tensorboard
 
             return run_tensorboard(args)
+        if args.command == "predict":
+            from ktplus.cli._predict import run_predict
+
+            return run_predict(args)
         parser.print_help()
         return 0
     except CLIError as e:

@@ -7,6 +7,7 @@ reported before TensorFlow loads.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -41,9 +42,19 @@ def _number(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+_folds = _number(int, lambda v: v >= 2, "a number of folds >= 2")
 #: --early-stopping: a patience, or on/off words (on: patience 5).
 _patience = _number(int, lambda v: v >= 0, "a patience in epochs (>= 0) or on/off",
                     {"true": 5, "on": 5, "yes": 5, "false": 0, "off": 0, "no": 0, "none": 0})
+
+
+def _keras_path(text: str) -> str:
+    """``--export``: a path ending in ``.keras`` (the only format ``keras.models.load_model`` reads
+    whole, with the metadata ``ktplus predict`` needs inside)."""
+    name = os.path.basename(text).lower()
+    if not name.endswith(".keras") or name == ".keras":
+        raise argparse.ArgumentTypeError(f"expected a path ending in .keras, got {text!r}")
+    return text
 
 
 def _regularizer(text: str) -> list[str]:
@@ -91,8 +102,20 @@ def _add_search(sub: Any) -> None:
     s.add_argument("--directory", default="runs", help="where searches live (default: runs)")
     s.add_argument("--project", default=None, help="project name (default: the dataset's name)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    s.add_argument("--validation-split", type=_fraction, default=0.2,
-                   help="fraction held out for validation (default: 0.2)")
+    s.add_argument("--validation-split", type=_fraction, default=None,
+                   help="fraction of the non-test data held out for validation (default: 0.2; not with --cv)")
+    s.add_argument("--cv", type=_folds, default=None, metavar="K",
+                   help="cross-validate every trial on K folds of the non-test data instead of one validation "
+                        "split (stratified for classification); the score is the mean over the folds. Tabular "
+                        "features are then standardized with the statistics of all the non-test data")
+    s.add_argument("--test-split", type=_fraction, default=None, metavar="F",
+                   help="hold out this fraction (stratified for classification, seeded by --seed) before the "
+                        "search, which never sees it; the best model's test metrics, per-class table and "
+                        "confusion matrix are printed at the end and kept for ktplus report")
+    s.add_argument("--export", type=_keras_path, default=None, metavar="PATH.keras",
+                   help="after the search, train the best configuration on all the non-test data and save it "
+                        "to PATH.keras, preprocessing included: keras.models.load_model(PATH) predicts on raw "
+                        "features, and ktplus predict reads it")
     s.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     s.add_argument("--workers", type=_non_negative_int, default=0,
                    help="run keras-tuner's distributed search: a local chief and N worker processes on "
@@ -102,8 +125,42 @@ def _add_search(sub: Any) -> None:
     s.add_argument("-v", "--verbose", action="store_true", help="keras-tuner's and Keras' own output")
 
 
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict with a model saved by ktplus search --export")
+    p.add_argument("model", metavar="MODEL.keras", help="the file written by ktplus search --export")
+    p.add_argument("data", metavar="FILE",
+                   help="a .csv with the training file's feature columns (any order; the target column, if "
+                        "present, is ignored) or an .npz with an array x, raw as in the training data")
+    p.add_argument("-o", "--output", metavar="PREDS.csv",
+                   help="write the predictions here (default: print them): a prediction column, and for "
+                        "classification one proba_<class> column per class")
+
+
+def check_search(args: argparse.Namespace) -> None:
+    """The checks of ``ktplus search`` that span several options or look at
+    the file system (still only the standard library).
+
+    Raises:
+        CLIError: for ``--cv`` with ``--validation-split``, or an ``--export``
+            path whose directory does not exist or is a directory.
+    """
+    if args.cv is not None and args.validation_split is not None:
+        raise CLIError(f"ktplus search: --cv {args.cv} validates each trial on its folds; drop "
+                       f"--validation-split {args.validation_split} (or --cv to use one validation split)")
+    if args.export is not None:
+        folder = os.path.dirname(args.export) or "."
+        if os.path.isdir(args.export):
+            raise CLIError(f"ktplus search: --export {args.export!r} is a directory; give a file path such as "
+                           "model.keras")
+        if not os.path.isdir(folder):
+            raise CLIError(f"ktplus search: --export: no such directory {folder!r}")
+        if not os.access(folder, os.W_OK):
+            raise CLIError(f"ktplus search: --export: cannot write to the directory {folder!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``ktplus search``, ``ktplus report`` and ``ktplus tensorboard``.
+    """The parser of ``ktplus search``, ``ktplus report``, ``ktplus tensorboard``
+    and ``ktplus predict``.
 
     Example:
 
@@ -115,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ktplus", description="Hyperparameter search for Keras models, with no code.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_search(sub)
-    r = sub.add_parser("report", help="the leaderboard of a finished or running search")
+    r = sub.add_parser("report", help="the leaderboard of a finished or running search, and its recorded test "
+                                      "evaluation (as a table)")
     r.add_argument("dir", help="the search's project directory, e.g. runs/digits")
     r.add_argument("--format", default="table", choices=("table", "csv", "json"))
     r.add_argument("--top", type=_positive_int, default=None, help="only the N best trials")
@@ -123,4 +181,5 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tensorboard", help="serve a search's TensorBoard logs on 127.0.0.1")
     t.add_argument("dir", help="the search's project directory, e.g. runs/digits")
     t.add_argument("--port", type=_non_negative_int, default=0, help="port (default: a free one)")
+    _add_predict(sub)
     return parser

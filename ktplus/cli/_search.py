@@ -1,5 +1,7 @@
 """``ktplus search``: one process that builds the hypermodel and the tuner,
-runs the search with a progress display and prints the leaderboard.
+runs the search with a progress display and prints the leaderboard, then
+(``--test-split``) the best model's test evaluation and (``--export``) the
+exported model's path.
 
 Every check that needs no TensorFlow (arguments, data, shapes, split) runs
 before TensorFlow is imported. Keras', TensorFlow's and keras-tuner's
@@ -23,6 +25,7 @@ from typing import Any
 from ktplus.cli._data import load_data, objective_for, project_dir, shape_for, task_summary
 from ktplus.cli._errors import CLIError
 from ktplus.cli._progress import Progress, hyperband_total, with_progress
+from ktplus.cli._splits import DATA_FILE, Splits, check_same_split, class_names, data_record, make_splits
 
 #: Loggers whose INFO/WARNING lines are routine during a search.
 QUIET_LOGGERS = ("tensorflow", "absl")
@@ -111,6 +114,7 @@ def _tuner_options(args: argparse.Namespace) -> dict[str, Any]:
         lr_decay=None if args.lr_decay == "none" else args.lr_decay,
         early_stopping=args.early_stopping or None,
         pruning=None if args.pruning == "none" else args.pruning,
+        cv=args.cv,
     ).as_kwargs()
 
 
@@ -155,24 +159,29 @@ def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_dec
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """Runs (or resumes) ``ktplus search`` in this process.
+    """Runs (or resumes) ``ktplus search`` in this process: the search, then
+    with ``--test-split`` the best model's test evaluation and with
+    ``--export`` the refit model's file.
+
+    In a distributed search (``--role``) workers only search; the chief,
+    which holds the oracle and shares the project directory with them,
+    evaluates and exports once every trial is done.
 
     Raises:
         CLIError: for bad data, a directory holding another search, or a
             search stopped by too many failed trials.
     """
-    from ktplus import datasets
-
     # Everything that can be checked without TensorFlow is checked first.
     data = load_data(args)
     x, family = shape_for(args.family, data)
-    (x_train, y_train), (x_val, y_val) = datasets.split(x, data.y, fractions=(args.validation_split,),
-                                                         seed=args.seed)
-    if len(x_val) < 1 or len(x_train) < 2:
-        raise CLIError(f"ktplus: --validation-split {args.validation_split} leaves no data to train or "
-                       f"validate on ({len(data.x)} rows)")
-    if data.image_shape is None and x.ndim == 2:
-        x_train, x_val = datasets.standardize(x_train, x_val)
+    splits = make_splits(args, data, x)
+    if args.role != "worker":
+        check_same_split(args, project_dir(args, data)[1])
+    columns = None
+    if args.export and args.role != "worker" and args.data.lower().endswith(".csv"):
+        from ktplus.cli._export import csv_feature_columns
+
+        columns = csv_feature_columns(args.data, args.target)  # the header the model was trained on
 
     from ktplus._quiet import import_quietly
 
@@ -180,13 +189,14 @@ def run_search(args: argparse.Namespace) -> int:
     # first import, and those must outlive the search like any other import's.
     import_quietly()
     with quiet_search(args.verbose):
-        return _search(args, data, family, x, (x_train, y_train), (x_val, y_val))
+        return _search(args, data, family, x, splits, columns)
 
 
-def _search(args: argparse.Namespace, data: Any, family: str, x: Any, train: tuple[Any, Any],
-            val: tuple[Any, Any]) -> int:
+def _search(args: argparse.Namespace, data: Any, family: str, x: Any, splits: Splits,
+            columns: list[str] | None = None) -> int:
     import keras
 
+    from ktplus._atomic import atomic_write_json
     from ktplus.results import format_table
 
     hypermodel = _hypermodel(family, x, data, args.regularizer)
@@ -213,23 +223,76 @@ def _search(args: argparse.Namespace, data: Any, family: str, x: Any, train: tup
         **_tuner_options(args),
         **budget,
     )
+    if args.role != "worker":
+        atomic_write_json(os.path.join(where, DATA_FILE), data_record(args, data))
+    scoring = f"{args.cv}-fold cross-validated {objective}" if args.cv else f"objective {objective}"
     if not args.role:
-        print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({len(train[0])} train / "
-              f"{len(val[0])} validation samples), {task_summary(args, data)}, objective {objective}; "
-              f"logs in {where}", flush=True)
+        scaled = (f"; features standardized with the mean and std of all {len(splits.fit[0])} non-test "
+                  "samples" if args.cv and splits.mean is not None else "")
+        print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({splits.describe()}), "
+              f"{task_summary(args, data)}, {scoring}{scaled}; logs in {where}", flush=True)
     start = time.time()
-    search_kwargs = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
+    search_kwargs: dict[str, Any] = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
+    if splits.val is not None:
+        search_kwargs["validation_data"] = splits.val
     try:
-        tuner.search(*train, validation_data=val, verbose=1 if args.verbose else 0, **search_kwargs)
+        tuner.search(*splits.fit, verbose=1 if args.verbose else 0, **search_kwargs)
     except KeyboardInterrupt:
         print("", flush=True)
         raise
     except RuntimeError as e:  # keras-tuner's "too many consecutive failures"
         raise CLIError(f"ktplus: search stopped: {str(e).splitlines()[0]}") from None
-    if args.role:
+    if args.role == "worker":
         return 0
-    frame = tuner.results()
-    print(f"\nLeaderboard ({len(frame)} trials, objective {objective}, {time.time() - start:.0f} s):")
-    print(format_table(frame, top=10))
-    print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}")
+    if not args.role:
+        frame = tuner.results()
+        print(f"\nLeaderboard ({len(frame)} trials, {scoring}, {time.time() - start:.0f} s):")
+        print(format_table(frame, top=10))
+    if splits.test is not None:
+        print("\n" + _evaluate(tuner, splits.test, where, data), flush=True)
+    if args.export:
+        print("\n" + _export(args, tuner, data, x, splits, columns), flush=True)
+    if not args.role:
+        print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}")
     return 0
+
+
+def _best_trial(tuner: Any) -> Any:
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        raise CLIError("ktplus: no trial completed, so there is no best model to evaluate or export")
+    return best[0]
+
+
+def _evaluate(tuner: Any, test: tuple[Any, Any], where: str, data: Any) -> str:
+    """Scores the best model on the held-out rows (recorded in the project
+    directory by ``tuner.evaluate``) and returns the printable report."""
+    from ktplus.cli._report import format_with_names
+    from ktplus.evaluation._heldout import load_evaluation
+
+    trial = _best_trial(tuner)
+    tuner.evaluate(*test, num_models=1)
+    record = load_evaluation(where)
+    if record is None:
+        raise CLIError(f"ktplus: the test evaluation was not recorded in {where}")
+    return (f"Test set: {len(test[0])} samples held out before the search; the best model, trial "
+            f"{trial.trial_id}:\n" + format_with_names(record, class_names(data)))
+
+
+def _export(args: argparse.Namespace, tuner: Any, data: Any, x: Any, splits: Splits,
+            columns: list[str] | None) -> str:
+    """Refits the best configuration on every non-test row and saves it to
+    ``--export`` with its preprocessing and metadata (`ktplus.cli._export`)."""
+    from ktplus.cli._export import export_metadata, save_export, wrap
+
+    trial = _best_trial(tuner)
+    model = tuner.refit(*splits.rest, verbose=1 if args.verbose else 0)
+    meta = export_metadata(args, data, x.shape[1:], splits, trial, class_names(data), columns)
+    try:
+        save_export(wrap(model, data.x.shape[1:], x.shape[1:], splits.mean, splits.std), args.export, meta)
+    except OSError as e:
+        raise CLIError(f"ktplus: --export: cannot write {args.export}: {e.strerror or e}") from None
+    example = "FILE.csv" if meta["source"] == "csv" else "FILE.npz"
+    return (f"Exported the best configuration (trial {trial.trial_id}), trained on all {len(splits.rest[0])} "
+            f"non-test samples, to {args.export}\n  predict with: ktplus predict {args.export} {example} "
+            "--output predictions.csv")

@@ -5,6 +5,13 @@ display, then the leaderboard.
 Each process is ``python -m ktplus.cli search ... --role chief|worker`` with
 the ``KERASTUNER_*`` variables set; this supervisor itself never imports
 TensorFlow. It reads progress from the trials' ``trial.json`` files.
+
+``--test-split``, ``--cv`` and ``--export`` pass through to every process:
+each one holds out the same test rows (same ``--seed``), the workers
+cross-validate their trials, and the chief, once every trial is done,
+evaluates the best model on the test rows and exports the refit model (it
+shares the project directory, and so the checkpoints, with the workers).
+This supervisor then prints what the chief recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import IO, Any
 from ktplus.cli._data import load_data, objective_for, project_dir, shape_for
 from ktplus.cli._errors import CLIError
 from ktplus.cli._progress import Progress
+from ktplus.cli._splits import check_same_split, make_splits
 
 
 def child_argv(argv: Sequence[str], role: str) -> list[str]:
@@ -103,8 +111,11 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ktplus.results import format_table, load_results
 
     data = load_data(args)  # fail fast, in this process, before starting anything
-    shape_for(args.family, data)
+    x, _ = shape_for(args.family, data)
+    make_splits(args, data, x)
     _, where = project_dir(args, data)
+    check_same_split(args, where)
+    started = time.time()
     if args.overwrite and os.path.isdir(where):
         shutil.rmtree(where)
     logs = os.path.join(where, "ktplus_workers")
@@ -166,7 +177,30 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise CLIError(lines[-1] if lines else f"ktplus: the chief exited with {procs['chief'].returncode}; "
                        f"see {os.path.join(logs, 'chief.log')}")
     frame = load_results(where)
-    print(f"\nLeaderboard ({len(frame)} trials, objective {objective}):")
+    scoring = f"{args.cv}-fold cross-validated {objective}" if args.cv else f"objective {objective}"
+    print(f"\nLeaderboard ({len(frame)} trials, {scoring}):")
     print(format_table(frame, top=10))
+    _chief_results(args, where, started)
     print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}")
     return 0
+
+
+def _chief_results(args: argparse.Namespace, where: str, started: float) -> None:
+    """Prints what the chief did after the search: the test evaluation it
+    recorded (``--test-split``) and the model it exported (``--export``)."""
+    from ktplus.cli._report import evaluation_report
+    from ktplus.evaluation._heldout import EVALUATION_FILE
+
+    if args.test_split is not None:
+        path = os.path.join(where, EVALUATION_FILE)
+        report = evaluation_report(where) if os.path.isfile(path) and os.path.getmtime(path) >= started else None
+        if report is None:
+            raise CLIError("ktplus: the chief recorded no test evaluation; see "
+                           f"{os.path.join(where, 'ktplus_workers', 'chief.log')}")
+        print("\n" + report)
+    if args.export:
+        if not os.path.isfile(args.export) or os.path.getmtime(args.export) < started:
+            raise CLIError("ktplus: the chief exported no model; see "
+                           f"{os.path.join(where, 'ktplus_workers', 'chief.log')}")
+        print(f"\nExported the best configuration, trained on all the non-test samples, to {args.export}\n"
+              f"  predict with: ktplus predict {args.export} FILE --output predictions.csv")

@@ -413,14 +413,14 @@ def _check_num_models(num_models: Any) -> int:
     return int(num_models)
 
 
-def _best_trials(tuner: Any, num_models: int) -> list[Any]:
+def best_trials(tuner: Any, num_models: int, what: str = "evaluate") -> list[Any]:
     """The best completed trials with a score, best first (at most
-    ``num_models``)."""
-    trials = [t for t in tuner.oracle.get_best_trials(num_models)
+    ``num_models``); a clear error naming ``what()`` when there is none."""
+    trials = [t for t in tuner.oracle.getbest_trials(num_models)
               if str(getattr(t.status, "value", t.status)).upper() == "COMPLETED" and t.score is not None]
     if not trials:
-        raise ValueError("evaluate(): no trial has completed with a score yet, so there is no model to "
-                         "evaluate. Run `tuner.search(...)` first (or reload a finished search with "
+        raise ValueError(f"{what}(): no trial has completed with a score yet, so there is no model to "
+                         f"{what}. Run `tuner.search(...)` first (or reload a finished search with "
                          "overwrite=False).")
     return trials
 
@@ -490,7 +490,7 @@ def evaluate_trials(tuner: Any, x: Any, y: Any, num_models: int = 1) -> Any:
     from ktplus.tuners._keep import check_num_models  # lazily: ktplus.tuners imports this package
 
     check_num_models(tuner, num_models)
-    trials = _best_trials(tuner, num_models)
+    trials = best_trials(tuner, num_models)
     data = _check_data(x, y)
     input_shape = _hypermodel_input_shape(tuner)
     if input_shape is not None:

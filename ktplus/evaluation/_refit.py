@@ -22,15 +22,6 @@ def _input_shape(model: Any) -> tuple[Any, ...] | None:
     return tuple(inputs[0].shape[1:])
 
 
-def best_trial(tuner: Any, what: str) -> Any:
-    """The best completed trial, or a clear error when there is none."""
-    trials = [t for t in tuner.oracle.get_best_trials(1) if t.score is not None]
-    if not trials:
-        raise ValueError(f"{what}(): no trial has completed with a score yet; run tuner.search(...) "
-                         "first (or resume a search that has completed trials).")
-    return trials[0]
-
-
 def refit_epochs(trial: Any, settings: dict[str, Any]) -> int:
     """The best trial's best number of epochs (its mean best epoch over folds
     or executions, rounded), else the search's ``epochs``."""
@@ -75,12 +66,13 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
     import keras
 
     from ktplus._compat import build_model
+    from ktplus.evaluation._heldout import best_trials
     from ktplus.hypermodels._base import BaseHyperModel
     from ktplus.results import read_meta
     from ktplus.training import _schedules
     from ktplus.tuners._fast_path import tuned_batch_size
 
-    trial = best_trial(tuner, "refit")
+    trial = best_trials(tuner, 1, "refit")[0]
     for name in ("validation_data", "validation_split"):
         if fit_kwargs.get(name):
             raise ValueError(f"refit(): `{name}` is not used: refit trains on all the data it is given for "

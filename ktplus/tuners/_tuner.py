@@ -73,7 +73,10 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             (`results()` adds `score_std` and `folds`), and pruning compares
             each fold with the same fold of other trials. Not with Hyperband.
         keep_checkpoints: None (default, keep every trial's checkpoint) or
-            k: keep only the k best trials' checkpoints on disk."""
+            k: keep only the k best trials' checkpoints on disk, deleting
+            the others as they fall out of the top k (`get_best_models(n)`
+            then needs n <= k; Hyperband also keeps the parents of kept
+            trials and trials a later round may still continue)."""
 
 
 def tuner_docstring(name: str, budget: str) -> str:
