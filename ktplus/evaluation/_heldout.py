@@ -416,7 +416,7 @@ def _check_num_models(num_models: Any) -> int:
 def best_trials(tuner: Any, num_models: int, what: str = "evaluate") -> list[Any]:
     """The best completed trials with a score, best first (at most
     ``num_models``); a clear error naming ``what()`` when there is none."""
-    trials = [t for t in tuner.oracle.getbest_trials(num_models)
+    trials = [t for t in tuner.oracle.get_best_trials(num_models)
               if str(getattr(t.status, "value", t.status)).upper() == "COMPLETED" and t.score is not None]
     if not trials:
         raise ValueError(f"{what}(): no trial has completed with a score yet, so there is no model to "

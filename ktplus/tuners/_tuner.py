@@ -16,6 +16,7 @@ from ktplus._compat import (
     atomic_state_writes,
     create_objective,
     is_consecutive_failure_error,
+    local_oracle,
 )
 from ktplus._errors import invalid
 from ktplus.evaluation._cv import CrossValidation
@@ -223,6 +224,12 @@ class Tuner(TunerHooks):
         return self.options.worker_timeout
 
     @property
+    def seed(self) -> int | None:
+        """The oracle's seed (also on a distributed worker, whose oracle is a
+        gRPC client): it shuffles the folds of ``cv`` and seeds ``refit``."""
+        return getattr(local_oracle(self.oracle), "seed", None)
+
+    @property
     def curves(self) -> CurveStore:
         """Per-trial objective curves, shared by all workers of a search."""
         return self._curves
@@ -258,7 +265,7 @@ class Tuner(TunerHooks):
             validate_search_inputs(self, fit_args, fit_kwargs)
             cv = None
         else:
-            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.oracle.seed)
+            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.seed)
             first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
             validate_search_inputs(self, first_args, first_kwargs)
         record_fit_settings(self.project_dir, fit_kwargs)
