@@ -89,7 +89,7 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
                          f"{tuple(hm.input_shape)}; pass data shaped like the data the search trained on.")
     settings = read_meta(tuner.project_dir).get("fit", {})
     hp = trial.hyperparameters
-    seed = tuner.seed
+    seed = tuner.search_seed
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     model = build_model(tuner, hp)

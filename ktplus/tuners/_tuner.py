@@ -224,7 +224,7 @@ class Tuner(TunerHooks):
         return self.options.worker_timeout
 
     @property
-    def seed(self) -> int | None:
+    def search_seed(self) -> int | None:
         """The oracle's seed (also on a distributed worker, whose oracle is a
         gRPC client): it shuffles the folds of ``cv`` and seeds ``refit``."""
         return getattr(local_oracle(self.oracle), "seed", None)
@@ -265,7 +265,7 @@ class Tuner(TunerHooks):
             validate_search_inputs(self, fit_args, fit_kwargs)
             cv = None
         else:
-            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.seed)
+            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.search_seed)
             first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
             validate_search_inputs(self, first_args, first_kwargs)
         record_fit_settings(self.project_dir, fit_kwargs)
