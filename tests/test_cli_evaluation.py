@@ -241,6 +241,7 @@ BAD = [
     (["search", "--test-split", "0"], "--test-split"),
     (["search", "--cv", "1"], "--cv"),
     (["search", "--cv", "3", "--validation-split", "0.2"], "--validation-split"),
+    (["search", "--cv", "3", "--tuner", "hyperband"], "--tuner hyperband"),
     (["search", "--export", "model.h5"], ".keras"),
     (["search", "--export", "nowhere/model.keras"], "no such directory"),
     (["search", "--data", "iris", "--cv", "60"], "--cv 60"),

@@ -144,6 +144,9 @@ def check_search(args: argparse.Namespace) -> None:
         CLIError: for ``--cv`` with ``--validation-split``, or an ``--export``
             path whose directory does not exist or is a directory.
     """
+    if args.cv is not None and args.tuner == "hyperband":
+        raise CLIError(f"ktplus search: --cv {args.cv} cannot be used with --tuner hyperband (its continuations "
+                       "resume one checkpoint per trial); use --tuner random, bayesian or grid")
     if args.cv is not None and args.validation_split is not None:
         raise CLIError(f"ktplus search: --cv {args.cv} validates each trial on its folds; drop "
                        f"--validation-split {args.validation_split} (or --cv to use one validation split)")

@@ -70,13 +70,19 @@ class Fold:
     test: np.ndarray
 
 
-def make_splitter(cv: Any, y: np.ndarray | None, seed: int | None) -> Any:
-    """The scikit-learn splitter for a parsed ``cv``."""
+def make_splitter(cv: Any, y: np.ndarray | None, seed: int | None, groups: Any = None) -> Any:
+    """The scikit-learn splitter for a parsed ``cv``: with an int, k-fold,
+    stratified for class labels, and grouped when ``groups`` are given (a
+    group never on both sides of a fold)."""
     if not isinstance(cv, int):
         return cv
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
-    if y is not None and _is_class_labels(np.asarray(y)):
+    labels = y is not None and _is_class_labels(np.asarray(y))
+    if groups is not None:
+        return (StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=seed) if labels
+                else GroupKFold(n_splits=cv))
+    if labels:
         return StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     return KFold(n_splits=cv, shuffle=True, random_state=seed)
 
@@ -90,22 +96,26 @@ def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None) -> list[F
             splitter that fails).
     """
     n = sample_count(x)
+    if isinstance(y, dict) or (isinstance(y, (list, tuple)) and y and hasattr(y[0], "shape")):
+        y = next(iter(y.values())) if isinstance(y, dict) else y[0]  # several outputs: split on the first
     y_arr = None if y is None else np.asarray(y)
     if groups is not None:
         g = np.asarray(groups)
         if len(g) != n:
             raise invalid("groups", f"<{len(g)} values>",
                           f"one group label per sample: {n} values, as many as x has samples")
-    splitter = make_splitter(cv, y_arr, seed)
-    if isinstance(cv, int):
-        if cv > n:
-            raise invalid("cv", cv, f"at most the number of samples ({n})")
-        if y_arr is not None and _is_class_labels(y_arr):
-            _, counts = np.unique(y_arr.reshape(len(y_arr)), return_counts=True)
-            if counts.min() < cv:
-                raise invalid("cv", cv, f"at most {int(counts.min())}, the number of samples of the "
-                              "rarest class (stratified k-fold needs every class in every fold); "
-                              "use fewer folds or a KFold splitter")
+    splitter = make_splitter(cv, y_arr, seed, groups)
+    k = cv if isinstance(cv, int) else getattr(splitter, "n_splits", None)
+    k = k if isinstance(k, int) else (getattr(splitter, "cvargs", None) or {}).get("n_splits")
+    if isinstance(cv, int) and cv > n:
+        raise invalid("cv", cv, f"at most the number of samples ({n})")
+    stratified = isinstance(cv, int) or "Stratified" in type(splitter).__name__
+    if isinstance(k, int) and stratified and y_arr is not None and _is_class_labels(y_arr):
+        _, counts = np.unique(y_arr.reshape(len(y_arr)), return_counts=True)
+        if counts.min() < k:
+            raise invalid("cv", cv, f"at most {int(counts.min())} folds, the number of samples of the "
+                          "rarest class (stratified k-fold needs every class in every fold); use fewer "
+                          "folds or a KFold splitter")
     placeholder = np.zeros((n, 1))
     try:
         parts = list(splitter.split(placeholder, None if y_arr is None else y_arr.reshape(n, -1)[:, 0]

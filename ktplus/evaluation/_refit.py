@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ktplus import _facts
 
 
@@ -66,6 +64,7 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
     import keras
 
     from ktplus._compat import build_model
+    from ktplus.evaluation._cv import sample_count
     from ktplus.evaluation._heldout import best_trials
     from ktplus.hypermodels._base import BaseHyperModel
     from ktplus.results import read_meta
@@ -77,7 +76,7 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
         if fit_kwargs.get(name):
             raise ValueError(f"refit(): `{name}` is not used: refit trains on all the data it is given for "
                              "the best trial's number of epochs; evaluate afterwards with tuner.evaluate().")
-    n_x, n_y = len(x), len(y)
+    n_x, n_y = sample_count(x), sample_count(y)
     if n_x != n_y:
         raise ValueError(f"refit(): `x` has {n_x} samples but `y` has {n_y}; they must have one entry per sample.")
     if n_x == 0:
@@ -102,8 +101,8 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
     objective = tuner.oracle.objective
     monitor = objective.name[len("val_"):] if objective.name.startswith("val_") else objective.name
     callbacks = list(fit_kwargs.pop("callbacks", None) or [])
-    decay = _schedules.decay_callback(tuner.options.lr_decay, hp,
-                                      max(epochs, int(settings.get("epochs") or epochs)), monitor,
+    budget = tuner._total_epochs(settings) if settings.get("epochs") or tuner._max_epochs else epochs
+    decay = _schedules.decay_callback(tuner.options.lr_decay, hp, max(epochs, budget), monitor,
                                       objective.direction)
     if decay is not None:
         callbacks.insert(0, decay)
@@ -112,6 +111,5 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
         if batch_size:
             fit_kwargs["batch_size"] = batch_size
     fit_kwargs.setdefault("verbose", 0)
-    hm.fit(hp, model, np.asarray(x) if isinstance(x, list) else x, y, epochs=epochs, callbacks=callbacks,
-           **fit_kwargs)
+    hm.fit(hp, model, x, y, epochs=epochs, callbacks=callbacks, **fit_kwargs)
     return model

@@ -143,6 +143,10 @@ def prune_checkpoints(tuner: Any) -> list[str]:
     best = oracle.get_best_trials(keep)
 
     kept = {str(trial.trial_id) for trial in best} | promotable
+    if len(best) == keep and best[-1].score is not None:
+        # Ties with the k-th best: the oracle orders them by its trial dict, which a resume
+        # rebuilds in directory-listing order, so any of them may rank in the top k later.
+        kept.update(tid for tid, trial in trials.items() if trial.score == best[-1].score)
     # Rebuilding a kept model, or training an unfinished trial, loads the checkpoint it continues.
     needing_parent = [*best, *(trial for tid, trial in trials.items() if tid not in finished)]
     kept.update(p for p in map(_parent, needing_parent) if p is not None)

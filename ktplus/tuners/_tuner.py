@@ -183,6 +183,7 @@ class Tuner(TunerHooks):
                           "as gs://... are not supported)")
         self.options = options
         self._max_epochs = kwargs.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
+        self._given_seed = kwargs.get("seed")  # keras-tuner's oracles replace 0 or None by a random seed
         with atomic_state_writes(os.fspath(directory or ".")):
             super().__init__(*args, **kwargs)
         adopt_oracle(self.oracle)
@@ -225,8 +226,11 @@ class Tuner(TunerHooks):
 
     @property
     def search_seed(self) -> int | None:
-        """The oracle's seed (also on a distributed worker, whose oracle is a
-        gRPC client): it shuffles the folds of ``cv`` and seeds ``refit``."""
+        """The ``seed`` the tuner was given (``seed=0`` included), else its
+        oracle's: it shuffles the folds of ``cv`` (the same folds in every
+        process of a distributed search given a seed) and seeds ``refit``."""
+        if self._given_seed is not None:
+            return int(self._given_seed)
         return getattr(local_oracle(self.oracle), "seed", None)
 
     @property

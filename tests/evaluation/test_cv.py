@@ -247,3 +247,19 @@ def test_the_fast_path_converts_each_fold_once_per_search(tmp_path):
     assert all(t is not None for t in _CacheProbe.seen)
     assert first is not second  # each fold its own data
     assert third is first and fourth is second  # the second trial reuses both folds' tensors
+
+
+def test_int_cv_with_groups_never_splits_a_group():
+    x, y = _data(60)
+    groups = np.arange(60) // 5
+    for fold in make_folds(3, x, y, groups, seed=0):
+        assert not set(groups[fold.train]) & set(groups[fold.test])
+
+
+def test_a_stratified_splitter_needs_the_rarest_class_in_every_fold():
+    x, y = _data(30)
+    y = np.zeros(30, "int64")
+    y[:2] = 1
+    with pytest.raises(ValueError, match="rarest class"):
+        make_folds(StratifiedKFold(3), x, y, None, seed=0)
+    assert len(make_folds(KFold(3), x, y, None, seed=0)) == 3  # not stratified: allowed
