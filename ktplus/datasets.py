@@ -247,9 +247,15 @@ def split(
     return [(x[order[a:b]], y[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scales features to zero mean and unit variance using ``train``'s stats."""
+def feature_stats(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per feature (a constant feature's std is 1)."""
     mean = train.mean(axis=0)
     std = train.std(axis=0)
     std[std == 0] = 1.0
+    return mean, std
+
+
+def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Scales features to zero mean and unit variance using ``train``'s stats."""
+    mean, std = feature_stats(train)
     return [((a - mean) / std).astype("float32") for a in (train, *others)]

@@ -64,14 +64,6 @@ class Splits:
         return text + (f" / {len(self.test[0])} test" if self.test is not None else "") + " samples"
 
 
-def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation per feature, as `ktplus.datasets.standardize` computes them."""
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    std[std == 0] = 1.0
-    return mean, std
-
-
 def _scale(part: tuple[np.ndarray, np.ndarray] | None, mean: np.ndarray, std: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray] | None:
     return None if part is None else (((part[0] - mean) / std).astype("float32"), part[1])
@@ -125,7 +117,7 @@ def make_splits(args: argparse.Namespace, data: Any, x: np.ndarray) -> Splits:
                            f"({len(rest[0])} rows" + (" after --test-split)" if test is not None else ")"))
     if data.image_shape is not None or x.ndim != 2:
         return Splits(fit, val, test, rest)
-    mean, std = _stats(fit[0])
+    mean, std = datasets.feature_stats(fit[0])
     scaled = [_scale(part, mean, std) for part in (fit, val, test, rest)]
     assert scaled[0] is not None and scaled[3] is not None
     return Splits(scaled[0], scaled[1], scaled[2], scaled[3], mean, std)
