@@ -58,6 +58,17 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
 
     Example:
 
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import ktplus
+    >>> hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2)
+    >>> tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1,
+    ...                             directory=tempfile.mkdtemp())
+    >>> tuner.refit(np.zeros((8, 4)), np.zeros(8))  # before any search
+    Traceback (most recent call last):
+    ...
+    ValueError: refit(): no trial has completed with a score yet, ...
+    >>> # after tuner.search(...):
     >>> model = tuner.refit(x_train_and_val, y_train_and_val)  # doctest: +SKIP
     >>> model.save("best.keras")  # doctest: +SKIP
     """
