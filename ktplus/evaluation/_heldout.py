@@ -416,8 +416,13 @@ def _check_num_models(num_models: Any) -> int:
 def best_trials(tuner: Any, num_models: int, what: str = "evaluate") -> list[Any]:
     """The best completed trials with a score, best first (at most
     ``num_models``); a clear error naming ``what()`` when there is none."""
-    trials = [t for t in tuner.oracle.get_best_trials(num_models)
+    from ktplus._facts import is_pruned
+
+    ranked = [t for t in tuner.oracle.get_best_trials(max(num_models, len(getattr(tuner.oracle, "trials", {}))))
               if str(getattr(t.status, "value", t.status)).upper() == "COMPLETED" and t.score is not None]
+    # A pruned trial's score covers part of its training (with cv, part of its folds): fully
+    # trained trials come first, pruned ones only when there are not enough of those.
+    trials = ([t for t in ranked if not is_pruned(t)] + [t for t in ranked if is_pruned(t)])[:num_models]
     if not trials:
         raise ValueError(f"{what}(): no trial has completed with a score yet, so there is no model to "
                          f"{what}. Run `tuner.search(...)` first (or reload a finished search with "

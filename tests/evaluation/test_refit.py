@@ -87,3 +87,21 @@ def test_refit_before_any_trial_is_refused(tmp_path):
     x, y = _data(10)
     with pytest.raises(ValueError, match=r"refit\(\): no trial has completed"):
         tuner.refit(x, y)
+
+
+def test_fully_trained_trials_come_before_pruned_ones(tmp_path):
+    from keras_tuner.engine.trial import Trial
+
+    from ktplus.evaluation._heldout import best_trials
+
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2)
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, directory=tmp_path)
+    for trial_id, score, pruned in [("0", 0.95, 1.0), ("1", 0.80, 0.0), ("2", 0.85, 0.0)]:
+        trial = Trial(tuner.oracle.get_space(), trial_id=trial_id, status="COMPLETED")
+        trial.score = score
+        trial.metrics.register("pruned", direction="min")
+        trial.metrics.update("pruned", pruned)
+        tuner.oracle.trials[trial_id] = trial
+    # a pruned trial's score covers only part of its training (with cv, part of its folds)
+    assert [t.trial_id for t in best_trials(tuner, 3)] == ["2", "1", "0"]
+    assert [t.trial_id for t in best_trials(tuner, 1, "refit")] == ["2"]
