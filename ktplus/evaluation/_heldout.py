@@ -122,7 +122,7 @@ def _check_sample_shape(data: _Data, expected: list[tuple[str | None, tuple[Any,
                           f"batch dimension), i.e. an array of shape ({wanted})")
 
 
-def _model_input_shapes(model: Any) -> list[tuple[str | None, tuple[Any, ...]]] | None:
+def model_input_shapes(model: Any) -> list[tuple[str | None, tuple[Any, ...]]] | None:
     """The model's inputs as (name, per-sample shape), or None if unknown."""
     try:
         inputs = list(model.inputs or [])
@@ -361,7 +361,7 @@ def _score(model: Any, data: _Data, head: _Head) -> Scored:
 
 
 def _check_model(model: Any, data: _Data, source: str = "the model") -> _Head:
-    shapes = _model_input_shapes(model)
+    shapes = model_input_shapes(model)
     if shapes is not None:
         _check_sample_shape(data, shapes, source)
     head = _head_of(model)
@@ -416,13 +416,9 @@ def _check_num_models(num_models: Any) -> int:
 def best_trials(tuner: Any, num_models: int, what: str = "evaluate") -> list[Any]:
     """The best completed trials with a score, best first (at most
     ``num_models``); a clear error naming ``what()`` when there is none."""
-    from ktplus._facts import is_pruned
+    from ktplus._facts import best_trials_first
 
-    ranked = [t for t in tuner.oracle.get_best_trials(max(num_models, len(getattr(tuner.oracle, "trials", {}))))
-              if str(getattr(t.status, "value", t.status)).upper() == "COMPLETED" and t.score is not None]
-    # A pruned trial's score covers part of its training (with cv, part of its folds): fully
-    # trained trials come first, pruned ones only when there are not enough of those.
-    trials = ([t for t in ranked if not is_pruned(t)] + [t for t in ranked if is_pruned(t)])[:num_models]
+    trials = best_trials_first(tuner.oracle, num_models)
     if not trials:
         raise ValueError(f"{what}(): no trial has completed with a score yet, so there is no model to "
                          f"{what}. Run `tuner.search(...)` first (or reload a finished search with "

@@ -13,13 +13,6 @@ def _shape(a: Any) -> tuple[int, ...] | None:
     return tuple(shape) if shape is not None else None
 
 
-def _input_shape(model: Any) -> tuple[Any, ...] | None:
-    inputs = getattr(model, "inputs", None)
-    if not inputs or len(inputs) != 1:
-        return None
-    return tuple(inputs[0].shape[1:])
-
-
 def refit_epochs(trial: Any, settings: dict[str, Any]) -> int:
     """The best trial's best number of epochs (its mean best epoch over folds
     or executions, rounded), else the search's ``epochs``."""
@@ -76,7 +69,7 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
 
     from ktplus._compat import build_model
     from ktplus.evaluation._cv import sample_count
-    from ktplus.evaluation._heldout import best_trials
+    from ktplus.evaluation._heldout import best_trials, model_input_shapes
     from ktplus.hypermodels._base import BaseHyperModel
     from ktplus.results import read_meta
     from ktplus.training import _schedules
@@ -103,7 +96,8 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     model = build_model(tuner, hp)
-    expected = _input_shape(model)
+    inputs = model_input_shapes(model)
+    expected = inputs[0][1] if inputs and len(inputs) == 1 else None
     if x_shape is not None and expected is not None and len(expected) == len(x_shape) - 1 and any(
             e is not None and e != s for e, s in zip(expected, x_shape[1:])):
         raise ValueError(f"refit(): the samples of `x` have shape {x_shape[1:]} but the best model takes "

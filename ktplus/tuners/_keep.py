@@ -48,6 +48,7 @@ from ktplus._compat import (
     saved_trials,
 )
 from ktplus._errors import invalid
+from ktplus._facts import best_trials_first
 from ktplus.tuners._distributed import is_worker
 
 #: Trial statuses after which a trial never trains (nor loads a checkpoint) again.
@@ -141,14 +142,15 @@ def prune_checkpoints(tuner: Any) -> list[str]:
         promotable = hyperband_promotable(oracle) or set()
     finished = {tid for tid, trial in trials.items() if trial.status in FINISHED}
     best = oracle.get_best_trials(keep)
+    loaded = best_trials_first(oracle, keep, among=len(trials))  # what evaluate() and refit() load
 
-    kept = {str(trial.trial_id) for trial in best} | promotable
+    kept = {str(trial.trial_id) for trial in (*best, *loaded)} | promotable
     if len(best) == keep and best[-1].score is not None:
         # Ties with the k-th best: the oracle orders them by its trial dict, which a resume
         # rebuilds in directory-listing order, so any of them may rank in the top k later.
         kept.update(tid for tid, trial in trials.items() if trial.score == best[-1].score)
     # Rebuilding a kept model, or training an unfinished trial, loads the checkpoint it continues.
-    needing_parent = [*best, *(trial for tid, trial in trials.items() if tid not in finished)]
+    needing_parent = [*best, *loaded, *(trial for tid, trial in trials.items() if tid not in finished)]
     kept.update(p for p in map(_parent, needing_parent) if p is not None)
 
     done = _gone.setdefault(tuner, set())

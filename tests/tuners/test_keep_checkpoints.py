@@ -214,3 +214,25 @@ def test_a_worker_reads_the_chiefs_records_and_spares_hyperband(kept_two, hyperb
     tuner.oracle = OracleClient(tuner.oracle)
     assert prune_checkpoints(tuner) == []
     assert all(os.path.exists(tuner._checkpoint_path(tid)) for tid in ids)
+
+
+def test_the_best_fully_trained_trial_keeps_its_checkpoint_beside_a_pruned_leader(tmp_path):
+    from keras_tuner.engine.trial import Trial
+
+    from ktplus.tuners._keep import prune_checkpoints
+
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2)
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, keep_checkpoints=1,
+                                directory=tmp_path, tensorboard=False)
+    for trial_id, score, pruned in [("0", 0.95, 1.0), ("1", 0.80, 0.0), ("2", 0.85, 0.0)]:
+        trial = Trial(tuner.oracle.get_space(), trial_id=trial_id, status="COMPLETED")
+        trial.score = score
+        trial.metrics.register("pruned", direction="min")
+        trial.metrics.update("pruned", pruned)
+        tuner.oracle.trials[trial_id] = trial
+        path = tuner._checkpoint_path(trial_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+    # evaluate() and refit() take trial 2 (fully trained) before the pruned leader
+    assert prune_checkpoints(tuner) == ["1"]
+    assert os.path.exists(tuner._checkpoint_path("0")) and os.path.exists(tuner._checkpoint_path("2"))
