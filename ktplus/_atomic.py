@@ -53,3 +53,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Writes JSON atomically (see `atomic_write_text`)."""
     atomic_write_text(path, json.dumps(data))
+
+
+def read_json_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON object written by `atomic_write_json`, or ``{}`` when the file
+    is missing, unreadable or not an object."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -94,12 +94,9 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
 
 def read_meta(project_dir: str) -> dict[str, Any]:
     """What `write_meta` and `record_fit_settings` recorded ({} if nothing)."""
-    try:
-        with open(os.path.join(project_dir, META_FILE)) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    from ktplus._atomic import read_json_dict
+
+    return read_json_dict(os.path.join(project_dir, META_FILE))
 
 
 def write_meta(project_dir: str, objective: Any, tuner: str) -> None:

@@ -127,7 +127,7 @@ def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_dec
     """A directory that holds another search is an error, not a silent mix."""
     import keras_tuner
 
-    from ktplus.results import META_FILE
+    from ktplus.results import read_meta
     from ktplus.training import _schedules
 
     oracle_file = os.path.join(project_dir, "oracle.json")
@@ -139,11 +139,7 @@ def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_dec
     except (OSError, ValueError, KeyError) as e:
         raise CLIError(f"ktplus: {project_dir} holds an unreadable search ({e}); use --overwrite or "
                        "another --project") from None
-    try:
-        with open(os.path.join(project_dir, META_FILE)) as f:
-            saved_tuner = json.load(f).get("tuner")
-    except (OSError, ValueError):
-        saved_tuner = None
+    saved_tuner = read_meta(project_dir).get("tuner")
     if saved_tuner and saved_tuner != tuner_name:
         raise CLIError(f"ktplus: {project_dir} holds a {saved_tuner} search, not {tuner_name}; use the same "
                        "--tuner to resume it, --overwrite to replace it, or another --project")

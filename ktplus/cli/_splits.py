@@ -21,7 +21,6 @@ imports TensorFlow.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -132,12 +131,9 @@ def split_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def read_data_file(project_dir: str) -> dict[str, Any]:
     """The CLI's record of a search's data (`DATA_FILE`), or ``{}``."""
-    try:
-        with open(os.path.join(project_dir, DATA_FILE)) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    from ktplus._atomic import read_json_dict
+
+    return read_json_dict(os.path.join(project_dir, DATA_FILE))
 
 
 def _flags(settings: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ real domain, and the metrics) and one session per trial."""
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -15,7 +14,7 @@ from google.protobuf import struct_pb2
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
-from ktplus._atomic import atomic_write_json
+from ktplus._atomic import atomic_write_json, read_json_dict
 from ktplus._facts import COMPLETED, FAILED, PRUNED, STATUSES
 from ktplus.logging._writer import RunWriter
 
@@ -135,11 +134,7 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
         unique.setdefault(info.name, info)
     infos = list(unique.values())
     state_path = os.path.join(root, EXPERIMENT_STATE)
-    try:
-        with open(state_path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        saved = {}
+    saved = read_json_dict(state_path)
     # Metrics accumulate: a tag any trial wrote stays in the config.
     tags = sorted(set(metric_tags) | set(saved.get("metrics", [])), key=_metric_order)
     state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
