@@ -110,6 +110,64 @@ def _targets(y: np.ndarray, path: str, task: str | None = None
     return labels.astype("int64"), len(classes), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
+def read_npz(path: str, names: tuple[str, ...]) -> list[np.ndarray]:
+    """The arrays ``names`` of an ``.npz`` file; ``x`` must be numeric with
+    one row per sample.
+
+    Raises:
+        DataError: for a missing array, an unreadable file or a bad ``x``.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in names if k not in f.files]
+            if missing:
+                raise DataError(f"{path}: no array {' or '.join(map(repr, missing))} "
+                                f"(found: {', '.join(f.files) or 'none'})")
+            arrays = [f[k] for k in names]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
+    x = arrays[0]
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: x must be numeric, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DataError(f"{path}: x must have one row per sample (2 or more dimensions), got shape {x.shape}")
+    return arrays
+
+
+def read_csv(path: str) -> Any:
+    """A CSV file as a pandas DataFrame (column names as strings).
+
+    Raises:
+        DataError: when pandas cannot read it.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as e:
+        raise DataError(f"{path}: cannot read as CSV ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def numeric_features(features: Any, path: str) -> np.ndarray:
+    """The feature columns of a DataFrame as a float64 array.
+
+    Raises:
+        DataError: naming the non-numeric columns.
+    """
+    import pandas as pd
+
+    bad = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
+           or pd.api.types.is_bool_dtype(features[c])]
+    if bad:
+        raise DataError(f"{path}: non-numeric feature columns: {', '.join(bad[:10])} "
+                        "(encode them as numbers, or drop them)")
+    return np.asarray(features.to_numpy(dtype="float64"))
+
+
 def load_file(path: str, target: str | None = None, *, task: str | None = None) -> Dataset:
     """Loads a user dataset: an ``.npz`` with arrays ``x`` and ``y``, or a
     ``.csv`` with numeric feature columns and a ``target`` column.
@@ -140,42 +198,18 @@ def load_file(path: str, target: str | None = None, *, task: str | None = None) 
     if ext == ".npz":
         if target is not None:
             raise DataError(f"{path}: --target is for .csv files; an .npz holds arrays x and y")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                missing = [k for k in ("x", "y") if k not in f.files]
-                if missing:
-                    raise DataError(f"{path}: no array {' or '.join(map(repr, missing))} "
-                                    f"(found: {', '.join(f.files) or 'none'})")
-                x, y = f["x"], f["y"]
-        except DataError:
-            raise
-        except Exception as e:
-            raise DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
-        if x.dtype.kind not in "biuf":
-            raise DataError(f"{path}: x must be numeric, got dtype {x.dtype}")
-        if x.ndim < 2:
-            raise DataError(f"{path}: x must have one row per sample (2 or more dimensions), got shape {x.shape}")
+        x, y = read_npz(path, ("x", "y"))
     elif ext == ".csv":
-        import pandas as pd
-
         if not target:
             raise DataError(f"{path}: a .csv needs --target COLUMN (the column to predict)")
-        try:
-            frame = pd.read_csv(path)
-        except Exception as e:
-            raise DataError(f"{path}: cannot read as CSV ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        frame = read_csv(path)
         if target not in frame.columns:
             shown = ", ".join(map(str, list(frame.columns)[:20]))
             raise DataError(f"{path}: no column {target!r} for --target (columns: {shown})")
         features = frame.drop(columns=[target])
         if features.shape[1] == 0:
             raise DataError(f"{path}: no feature columns besides the target {target!r}")
-        bad = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
-               or pd.api.types.is_bool_dtype(features[c])]
-        if bad:
-            raise DataError(f"{path}: non-numeric feature columns: {', '.join(bad[:10])} "
-                            "(encode them as numbers, or drop them)")
-        x = features.to_numpy(dtype="float64")
+        x = numeric_features(features, path)
         y = frame[target].to_numpy()
     else:
         raise DataError(f"{path}: unsupported file type {ext or '(none)'!r}: use .npz (arrays x, y) or .csv")

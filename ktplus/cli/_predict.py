@@ -31,16 +31,9 @@ def _names(columns: list[str] | set[str]) -> str:
 
 
 def _from_csv(path: str, meta: dict[str, Any]) -> np.ndarray:
-    import pandas as pd
+    from ktplus.datasets import numeric_features, read_csv
 
-    from ktplus.datasets import non_finite
-
-    try:
-        frame = pd.read_csv(path)
-    except Exception as e:
-        raise CLIError(f"ktplus predict: {path}: cannot read as CSV ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    frame.columns = [str(c) for c in frame.columns]
+    frame = read_csv(path)
     expected = meta.get("feature_columns")
     target = meta.get("target")
     if expected is not None:
@@ -53,43 +46,8 @@ def _from_csv(path: str, meta: dict[str, Any]) -> np.ndarray:
             raise CLIError(f"ktplus predict: {path}: the columns differ from the training file's: "
                            f"{'; '.join(parts)} (expected {len(expected)} feature columns"
                            + (f", plus the optional target {target!r})" if target else ")"))
-        features = frame[expected]
-    else:
-        features = frame
-    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
-           or pd.api.types.is_bool_dtype(features[c])]
-    if bad:
-        raise CLIError(f"ktplus predict: {path}: non-numeric feature columns: {_names(bad)}")
-    x = features.to_numpy(dtype="float64")
-    found = non_finite(x)
-    if found:
-        raise CLIError(f"ktplus predict: {path}: the features contain NaN or inf ({found[0]} values, first in "
-                       f"row {found[1]}); clean or impute them first")
-    return x
-
-
-def _from_npz(path: str) -> np.ndarray:
-    from ktplus.datasets import non_finite
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise CLIError(f"ktplus predict: {path}: no array 'x' (found: {', '.join(f.files) or 'none'})")
-            x = f["x"]
-    except CLIError:
-        raise
-    except Exception as e:
-        raise CLIError(f"ktplus predict: {path}: cannot read as .npz ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    if x.dtype.kind not in "biuf" or x.ndim < 2:
-        raise CLIError(f"ktplus predict: {path}: x must be a numeric array with one row per sample, got "
-                       f"dtype {x.dtype} and shape {x.shape}")
-    x = x.astype("float64")
-    found = non_finite(x)
-    if found:
-        raise CLIError(f"ktplus predict: {path}: x contains NaN or inf ({found[0]} values, first in row "
-                       f"{found[1]})")
-    return x
+        frame = frame[expected]
+    return numeric_features(frame, path)
 
 
 def read_features(path: str, meta: dict[str, Any]) -> np.ndarray:
@@ -101,13 +59,19 @@ def read_features(path: str, meta: dict[str, Any]) -> np.ndarray:
     """
     if not os.path.isfile(path):
         raise CLIError(f"ktplus predict: {path}: no such file")
+    from ktplus.datasets import DataError, non_finite, read_npz
+
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".csv":
-        x = _from_csv(path, meta)
-    elif ext == ".npz":
-        x = _from_npz(path)
-    else:
+    if ext not in (".csv", ".npz"):
         raise CLIError(f"ktplus predict: {path}: unsupported file type {ext or '(none)'!r}: use .csv or .npz")
+    try:
+        x = _from_csv(path, meta) if ext == ".csv" else read_npz(path, ("x",))[0].astype("float64")
+    except DataError as e:
+        raise CLIError(f"ktplus predict: {e}") from None
+    found = non_finite(x)
+    if found:
+        raise CLIError(f"ktplus predict: {path}: the features contain NaN or inf ({found[0]} values, first in "
+                       f"row {found[1]}); clean or impute them first")
     shape = tuple(int(d) for d in meta["input_shape"])
     size = int(np.prod(shape))
     if len(x) == 0:
