@@ -11,3 +11,14 @@ def invalid(arg: str, value: Any, expected: str) -> ValueError:
         f"Invalid value for argument `{arg}`: expected {expected}. "
         f"Received: {arg}={value!r}"
     )
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """A bad argument of the wrong type: a TypeError (as Python raises for
+    types) that ``except ValueError`` also catches, like every other bad
+    argument of ktplus."""
+
+
+def invalid_type(arg: str, value: Any, expected: str) -> ArgumentTypeError:
+    """`invalid`'s message for a value of the wrong type."""
+    return ArgumentTypeError(str(invalid(arg, value, expected)))

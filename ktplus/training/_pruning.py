@@ -200,6 +200,22 @@ class CurveStore:
                 per_trial.setdefault(curve.trial_id, []).append(best_of(finite))
         return {t: float(np.mean(v)) for t, v in per_trial.items()}
 
+    def trial_curve(self, trial_id: str) -> dict[int, float]:
+        """The epochs ``trial_id`` trained itself, by epoch: its curve, or
+        with cross-validation the mean over its folds of each epoch some
+        fold reached ({} when there is none)."""
+        curve = self._load(self.path(trial_id))
+        if curve is not None:
+            return dict(sorted(curve.values.items()))
+        by_epoch: dict[int, list[float]] = {}
+        for fold in range(1024):
+            part = self._load(self.path(trial_id, fold))
+            if part is None:
+                break
+            for epoch, value in part.values.items():
+                by_epoch.setdefault(epoch, []).append(value)
+        return {e: float(np.mean(v)) for e, v in sorted(by_epoch.items())}
+
     def curves(self, exclude: str | None = None, states: tuple[str, ...] = (COMPLETED,)) -> list[_Curve]:
         """The parsed curves in ``states`` (every fold's), ``exclude``'s left out."""
         out: list[_Curve] = []

@@ -1,0 +1,99 @@
+"""The samplers `OptunaOracle` accepts, by name or as an Optuna object."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import optuna
+
+from ktplus._errors import invalid, invalid_type
+
+#: The sampler names, each one Optuna sampler.
+SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
+#: Samplers that optimize one objective only.
+SINGLE_OBJECTIVE = ("cmaes",)
+#: Samplers that need several objectives.
+MULTI_OBJECTIVE = ("nsga2",)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial INFO lines and experimental-feature warnings off
+    while ktplus drives a study (the user's own studies are untouched after)."""
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def check_sampler(sampler: Any, directions: Sequence[str]) -> None:
+    """Refuses a sampler the study cannot use, before anything is built.
+
+    Args:
+        sampler: A name of `SAMPLERS` or an `optuna.samplers.BaseSampler`.
+        directions: The study's directions, one per objective.
+
+    Raises:
+        ValueError: an unknown name, "nsga2" with one objective, "cmaes"
+            with several, "gp" without PyTorch installed.
+        TypeError: (also a ValueError) an object that is no Optuna sampler.
+    """
+    expected = (f"one of {', '.join(map(repr, SAMPLERS))} or an optuna.samplers.BaseSampler instance")
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        if len(directions) > 1 and isinstance(sampler, optuna.samplers.CmaEsSampler):
+            raise invalid("sampler", sampler, "a multi-objective sampler (CmaEsSampler optimizes one "
+                          "objective): optuna.samplers.NSGAIISampler, TPESampler, GPSampler, ...")
+        return
+    if not isinstance(sampler, str):
+        raise invalid_type("sampler", sampler, expected)
+    name = sampler.lower()
+    if name not in SAMPLERS:
+        raise invalid("sampler", sampler, expected)
+    if name in MULTI_OBJECTIVE and len(directions) < 2:
+        raise invalid("sampler", sampler, "a single-objective sampler ('tpe', 'cmaes', 'gp', 'qmc' or "
+                      "'random'): NSGA-II needs two or more objectives, e.g. "
+                      "objective=['val_accuracy', 'num_params']")
+    if name in SINGLE_OBJECTIVE and len(directions) > 1:
+        raise invalid("sampler", sampler, "'tpe', 'nsga2', 'gp', 'qmc' or 'random' with several objectives "
+                      "(CMA-ES optimizes one objective)")
+    if name == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        raise ImportError("ktplus: sampler='cmaes' needs the `cmaes` package: pip install cmaes")
+    if name == "gp" and importlib.util.find_spec("torch") is None:
+        raise ImportError("ktplus: sampler='gp' (Optuna's GPSampler) needs PyTorch: "
+                          "pip install 'ktplus[gp]' (or pip install torch)")
+
+
+def make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for ``sampler`` (checked by `check_sampler`).
+
+    Names build Optuna's sampler seeded with ``seed``: "tpe" is the
+    multivariate TPE with grouped (conditional) search spaces, also for
+    several objectives; "qmc" a scrambled Sobol sequence; "nsga2" NSGA-II.
+    A `BaseSampler` instance is used as it is.
+    """
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    name = sampler.lower()
+    with quiet_optuna():
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
+                                              warn_asynchronous_seeding=False)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
