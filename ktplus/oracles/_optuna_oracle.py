@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, Literal
 
 import keras_tuner
 import optuna
@@ -37,7 +37,7 @@ SIZE_CONSTRAINT = "max_model_size"
 TRIAL_ID_ATTR = "keras_tuner_trial_id"
 
 
-def study_directions(objective: Any) -> list[str]:
+def study_directions(objective: Any) -> list[Literal["minimize", "maximize"]]:
     """Optuna's directions for a keras-tuner objective, one per objective."""
     if isinstance(objective, MultiObjective):
         return ["maximize" if o.direction == "max" else "minimize" for o in objective.objectives]
@@ -54,7 +54,7 @@ def objective_values(objective: Any, trial: Any) -> list[float] | None:
         values = [trial.score]
     if any(v is None for v in values):
         return None
-    return [float(v) for v in values]
+    return [float(v) for v in values if v is not None]
 
 
 class OptunaOracle(keras_tuner.Oracle):
@@ -128,7 +128,7 @@ class OptunaOracle(keras_tuner.Oracle):
 
     def _new_study(self) -> optuna.Study:
         with quiet_optuna():
-            return optuna.create_study(sampler=self.sampler, directions=self.directions)
+            return optuna.create_study(sampler=self.sampler, directions=list(self.directions))
 
     # -- ask -------------------------------------------------------------------
 
@@ -152,19 +152,24 @@ class OptunaOracle(keras_tuner.Oracle):
         try:
             super().end_trial(trial)
         finally:
-            self.tell_ended_trial(trial.trial_id)
+            if self.tell_ended_trial(trial.trial_id):
+                self.save()  # oracle.json with what the tell changed (the sampler's attributes)
 
-    def tell_ended_trial(self, trial_id: str) -> None:
+    def tell_ended_trial(self, trial_id: str) -> bool:
         """Tells the study how keras-tuner's trial ``trial_id`` ended (once;
         nothing while it waits for a retry). ktplus's lost-worker recovery
-        calls it for a trial it fails by hand."""
+        calls it for a trial it fails by hand.
+
+        Returns:
+            Whether the study changed.
+        """
         trial = self.trials.get(trial_id)
         number = self._numbers.get(str(trial_id))
         if trial is None or number is None or trial_id in self._retry_queue:
-            return
+            return False
         frozen = self.study.get_trials(deepcopy=False)[number]
         if frozen.state.is_finished():
-            return
+            return False
         state, values, curve = self._outcome(trial)
         with quiet_optuna():
             live = optuna.trial.Trial(self.study, frozen._trial_id)
@@ -173,14 +178,15 @@ class OptunaOracle(keras_tuner.Oracle):
                 worst = self._worst_values()
                 if worst is None:
                     self._waiting_infeasible.append(str(trial_id))
-                    return
-                self.study.tell(number, worst)
-                return
+                else:
+                    self.study.tell(number, worst)
+                return True
             for step, value in curve.items():
                 live.report(value, step)
             self.study.tell(number, values, state=state)
             if state == TrialState.COMPLETE and self._waiting_infeasible:
                 self._tell_waiting()
+        return True
 
     def _tell_waiting(self) -> None:
         worst = self._worst_values()
@@ -235,6 +241,8 @@ class OptunaOracle(keras_tuner.Oracle):
             "study_system_attrs": dict(self.study._storage.get_study_system_attrs(self.study._study_id)),
             "trial_system_attrs": {tid: dict(trials[n].system_attrs) for tid, n in self._numbers.items()
                                    if n < len(trials)},
+            # What the sampler was told of each trial (for reading; rebuilt from the records on reload).
+            "trial_states": {tid: trials[n].state.name for tid, n in self._numbers.items() if n < len(trials)},
         }
         return state
 

@@ -52,7 +52,8 @@ class TrialQueue:
         self.path = os.path.join(project_dir, QUEUE_FILE)
         self._lock = threading.Lock()
         data = read_json_dict(self.path) or {}
-        entries = data.get("entries") if isinstance(data.get("entries"), list) else []
+        found = data.get("entries")
+        entries: list[Any] = found if isinstance(found, list) else []
         self.entries: list[dict[str, Any]] = [
             {"values": dict(e["values"]), "trial_id": e.get("trial_id")}
             for e in entries if isinstance(e, dict) and isinstance(e.get("values"), dict)]
@@ -113,7 +114,9 @@ def attach(oracle: Any, queue: TrialQueue) -> None:
     take an entry (completed with defaults) where they would draw a random
     first-round candidate; every other oracle returns it from
     ``populate_space`` before its own algorithm runs (which then sees the
-    trials it created itself only, so a grid search still walks its grid).
+    trials it created itself only, so a grid search still walks its whole
+    grid from its first point, ``GridSearchOracle._populate_next`` and
+    ``start_order`` being its own trials).
     """
     from ktplus._compat import HyperbandOracle, TrialStatus
     from ktplus.oracles._optuna_oracle import OptunaOracle
@@ -154,6 +157,9 @@ def attach(oracle: Any, queue: TrialQueue) -> None:
         if entry is not None:
             return {"status": TrialStatus.RUNNING, "values": with_defaults(oracle.get_space(), entry)}
         queued = q.trial_ids()
+        following = getattr(oracle, "_populate_next", None)  # GridSearchOracle: grid points to continue from
+        if isinstance(following, list):
+            following[:] = [t for t in following if t not in queued]
         order = oracle.start_order
         oracle.start_order = [t for t in order if t not in queued]
         try:

@@ -117,6 +117,7 @@ def describe(dist: BaseDistribution) -> str:
     """A distribution's domain in words, for error messages."""
     if isinstance(dist, CategoricalDistribution):
         return f"one of {list(dist.choices)!r}"
+    assert isinstance(dist, (IntDistribution, FloatDistribution))
     kind = "an integer" if isinstance(dist, IntDistribution) else "a number"
     text = f"{kind} in [{dist.low}, {dist.high}]"
     step = getattr(dist, "step", None)

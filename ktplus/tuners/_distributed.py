@@ -215,6 +215,9 @@ class WorkerMonitor(threading.Thread):
                 self.oracle.end_order.append(trial.trial_id)
                 action = "marked failed"
             self.oracle._save_trial(trial)
+            tell = getattr(self.oracle, "tell_ended_trial", None)  # OptunaOracle: the sampler learns it
+            if action == "marked failed" and tell is not None:
+                tell(trial.trial_id)
             self.oracle.save()
         print(f"ktplus: {reason}; the trial is {action}", file=sys.stderr, flush=True)
 

@@ -16,6 +16,18 @@ import time
 import numpy as np
 
 
+def build_for_tests(hp):
+    """The cluster's model: two choices, a tiny classifier (module level: the tests rebuild it)."""
+    import keras
+
+    lr = hp.Choice("lr", [0.05, 0.0])
+    units = hp.Choice("units", [4, 8, 16])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def main(directory: str) -> None:
     import keras
 
@@ -35,21 +47,17 @@ def main(directory: str) -> None:
                 os.kill(os.getpid(), signal.SIGSTOP)
             time.sleep(slow)
 
-    def build(hp):
-        lr = hp.Choice("lr", [0.05, 0.0])
-        units = hp.Choice("units", [4, 8, 16])
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation="relu"),
-                                  keras.layers.Dense(2, activation="softmax")])
-        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int64")
-    tuner = ktplus.GridSearch(build, objective="val_accuracy", max_trials=6, directory=directory,
-                              project_name="d", lr_decay="cosine", early_stopping=10,
-                              pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=2),
-                              worker_timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))
+    if os.environ.get("TUNER") == "optuna":  # Optuna's TPE on the chief
+        search = lambda *a, **kw: ktplus.OptunaSearch(*a, sampler="tpe", seed=4, **kw)  # noqa: E731
+    else:
+        search = ktplus.GridSearch
+    tuner = search(build_for_tests, objective="val_accuracy", max_trials=6, directory=directory,
+                   project_name="d", lr_decay="cosine", early_stopping=10,
+                   pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=2),
+                   worker_timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))
     tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=6, verbose=0,
                  callbacks=[Killer()])
     print(f"{os.environ['KERASTUNER_TUNER_ID']} done", flush=True)

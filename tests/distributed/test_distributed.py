@@ -187,3 +187,22 @@ def test_cli_workers_runs_a_local_chief_and_workers(tmp_path):
     assert len(by_trial) == 4 and {c["worker"] for c in by_trial.values()} <= {"tuner0", "tuner1"}
     logs = tmp_path / "o" / "iris" / "ktplus_workers"
     assert {"chief.log", "tuner0.log", "tuner1.log"} <= {p.name for p in logs.iterdir()}
+
+
+def test_optuna_on_the_chief_with_two_workers_and_a_lost_one(tmp_path):
+    """OptunaSearch: the sampler lives on the chief, a killed worker's trial
+    is re-queued and told once it ends, every trial reaches the study."""
+    results = run_cluster(tmp_path, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna")
+    assert results["tuner1"][0] == -signal.SIGKILL
+    assert results["tuner0"][0] == 0, results["tuner0"][2][-3000:]
+    assert results["chief"][0] == 0, results["chief"][2][-3000:]
+    assert len(requeued_trials(results["chief"][2], "tuner1")) == 1, results["chief"][2][-3000:]
+    project = tmp_path / "d"
+    frame = ktplus.load_results(project)
+    assert len(frame) == 6 and frame["trial_id"].is_unique
+    assert set(frame["status"]) <= {"completed", "pruned"}
+    # Only the chief's oracle holds a study: its state names every trial.
+    state = json.loads((project / "oracle.json").read_text())
+    assert set(state["optuna"]["trial_states"]) == set(frame["trial_id"])
+    # The chief told its sampler how every trial ended, the re-run one included.
+    assert set(state["optuna"]["trial_states"].values()) <= {"COMPLETE", "PRUNED"}, state["optuna"]
