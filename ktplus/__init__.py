@@ -27,6 +27,8 @@ _EXPORTS = {
     "Hyperband": "ktplus.tuners",
     "GridSearch": "ktplus.tuners",
     "Tuner": "ktplus.tuners",
+    "OptunaSearch": "ktplus.tuners",
+    "OptunaOracle": "ktplus.oracles",
     "TunerOptions": "ktplus.tuners",
     "LRDecay": "ktplus.training",
     "MedianPruner": "ktplus.training",
@@ -35,7 +37,7 @@ _EXPORTS = {
     "ThresholdPruner": "ktplus.training",
     "load_results": "ktplus.results",
 }
-_SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners")
+_SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners", "oracles")
 
 __all__ = [
     "AutoHyperModel",
@@ -47,6 +49,8 @@ __all__ = [
     "Hyperband",
     "LRDecay",
     "MedianPruner",
+    "OptunaOracle",
+    "OptunaSearch",
     "PercentilePruner",
     "Pruner",
     "RandomSearch",
@@ -58,6 +62,7 @@ __all__ = [
     "check_hypermodel",
     "datasets",
     "load_results",
+    "oracles",
     "training",
 ]
 
@@ -87,6 +92,15 @@ if TYPE_CHECKING:
         ResidualHyperModel,
         check_hypermodel,
     )
+    from ktplus.oracles import OptunaOracle
     from ktplus.results import load_results
     from ktplus.training import LRDecay, MedianPruner, PercentilePruner, Pruner, ThresholdPruner
-    from ktplus.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch, Tuner, TunerOptions
+    from ktplus.tuners import (
+        BayesianOptimization,
+        GridSearch,
+        Hyperband,
+        OptunaSearch,
+        RandomSearch,
+        Tuner,
+        TunerOptions,
+    )

@@ -1,8 +1,9 @@
 """Every use of keras-tuner's internals, in one place, behind one version check.
 
 ktplus builds on keras-tuner's private modules (``keras_tuner.src...``), on
-private methods it overrides (``_build_and_fit_model``, ``_try_build``) and on
-the text of one of its error messages. Those are not part of keras-tuner's
+private methods it overrides (``_build_and_fit_model``, ``_try_build``,
+``_run_and_update_trial``, ``_try_run_and_update_trial``) and on the text of
+two of its error messages. Those are not part of keras-tuner's
 public API and may change in any release, so this module refuses, loudly and
 at import, a keras-tuner version ktplus was not tested with (set
 ``KTPLUS_SKIP_KERAS_TUNER_CHECK=1`` to try an untested version anyway).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +68,7 @@ __all__ = [
     "HyperbandOracle",
     "KERAS_TUNER_CALLBACKS",
     "MultiObjective",
+    "OversizedModelError",
     "BestEpochSaver",
     "SaveBestEpoch",
     "TESTED_KERAS_TUNER",
@@ -212,6 +215,27 @@ KERAS_TUNER_CALLBACKS = (tuner_utils.TunerCallback, SaveBestEpoch)
 # -- the private Tuner methods ktplus hooks into --------------------------------
 
 
+class OversizedModelError(keras_tuner.errors.FailedTrialError):
+    """A model over the tuner's ``max_model_size``: ktplus skips the
+    configuration as infeasible (it never counts as a failed trial).
+
+    Args:
+        num_params: The model's size as keras-tuner measures it (its
+            trainable parameters).
+        max_model_size: The tuner's limit.
+    """
+
+    def __init__(self, num_params: int, max_model_size: Any) -> None:
+        self.num_params = int(num_params)
+        self.max_model_size = max_model_size
+        super().__init__(f"Oversized model: {self.num_params} parameters > max_model_size={max_model_size}; "
+                         "skipped")
+
+
+#: keras-tuner's ``_try_build`` refusal of a model over ``max_model_size``.
+_OVERSIZED = re.compile(r"^Oversized model: (\d+) parameters")
+
+
 class TunerHooks(keras_tuner.Tuner):
     """Maps the private `keras_tuner.Tuner` methods ktplus extends to named
     hooks, so the rest of ktplus overrides no underscored method.
@@ -219,8 +243,33 @@ class TunerHooks(keras_tuner.Tuner):
     ``_build_and_fit_model`` (one execution: build, then ``HyperModel.fit``)
     calls ``_fit_execution(trial, fit, args, kwargs)`` with ``fit`` running
     keras-tuner's own implementation; ``_try_build`` (every build, including
-    ``load_model``) calls ``_after_build(model)``.
+    ``load_model``) calls ``_after_build(model)``, and raises
+    `OversizedModelError` where keras-tuner refuses a model over
+    ``max_model_size`` (a `FailedTrialError` told apart by its text only).
+
+    A trial whose build raised `OversizedModelError` ends with keras-tuner's
+    STOPPED status (keras-tuner never ends a trial so itself): the oracle's
+    ``end_trial`` then neither scores nor retries it, and
+    ``max_consecutive_failed_trials`` counts FAILED trials only. The status
+    is set as ``_try_run_and_update_trial`` returns, before ``on_trial_end``
+    hands the trial to the oracle (across keras-tuner's gRPC in a
+    distributed search, which carries the status but not the message), and
+    no traceback is printed for it.
     """
+
+    def _run_and_update_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        try:
+            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        except OversizedModelError as error:  # a skipped configuration, not an error
+            self.__dict__.setdefault("_oversized_trials", {})[trial.trial_id] = error
+            return None
+
+    def _try_run_and_update_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> None:
+        super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        error = self.__dict__.get("_oversized_trials", {}).pop(trial.trial_id, None)
+        if error is not None:
+            trial.status = TrialStatus.STOPPED
+            trial.message = str(error)
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         def fit(*fit_args: Any, **fit_kwargs: Any) -> Any:
@@ -229,7 +278,14 @@ class TunerHooks(keras_tuner.Tuner):
         return self._fit_execution(trial, fit, args, kwargs)
 
     def _try_build(self, hp: Any) -> Any:
-        return self._after_build(super()._try_build(hp))
+        try:
+            model = super()._try_build(hp)
+        except keras_tuner.errors.FailedTrialError as error:
+            found = _OVERSIZED.match(str(error))
+            if found is None or isinstance(error, OversizedModelError):
+                raise
+            raise OversizedModelError(int(found.group(1)), self.max_model_size) from error
+        return self._after_build(model)
 
     def _fit_execution(self, trial: Any, fit: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         return fit(*args, **kwargs)

@@ -3,9 +3,13 @@
 A trial's facts are stored with its metrics (so they reach the oracle and
 ``trial.json`` like any metric): how many epochs it really trained, its best
 epoch (1-based), and whether (and after which epoch) it was pruned; with
-cross-validation, the spread of its score over the folds. A pruned
-trial keeps keras-tuner's COMPLETED status; ``status_of`` reports it as
-"pruned".
+cross-validation, the spread of its score over the folds; and two
+trial-level values, also the built-in objectives of `ktplus._objectives`:
+the model's parameter count and the trial's wall time. A pruned trial keeps
+keras-tuner's COMPLETED status; ``status_of`` reports it as "pruned". A
+trial whose model is over ``max_model_size`` ends with keras-tuner's STOPPED
+status (which keras-tuner never gives an ended trial itself): ``status_of``
+reports it as "infeasible".
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ PRUNED_EPOCH = "pruned_epoch"
 #: folds, and how many folds the score averages (fewer when pruned).
 SCORE_STD = "score_std"
 FOLDS = "folds"
+#: The built model's parameter count (``model.count_params()``).
+NUM_PARAMS = "num_params"
+#: Wall seconds of the whole trial (every fold and execution).
+TRIAL_SECONDS = "trial_seconds"
 #: Every fact, in the order they are shown.
-FACTS = (EPOCHS_RUN, BEST_EPOCH, PRUNED, PRUNED_EPOCH, SCORE_STD, FOLDS)
+FACTS = (EPOCHS_RUN, BEST_EPOCH, PRUNED, PRUNED_EPOCH, SCORE_STD, FOLDS, NUM_PARAMS, TRIAL_SECONDS)
 
 COMPLETED = "completed"
 FAILED = "failed"
+#: A configuration skipped because its model is over ``max_model_size``.
+INFEASIBLE = "infeasible"
 #: The statuses ktplus shows for a finished trial (TensorBoard, results).
-STATUSES = (COMPLETED, PRUNED, FAILED)
+STATUSES = (COMPLETED, PRUNED, FAILED, INFEASIBLE)
 
 
 def is_pruned(trial: Any) -> bool:
@@ -36,10 +46,13 @@ def is_pruned(trial: Any) -> bool:
 
 
 def status_of(trial: Any) -> str:
-    """A trial's status in lower case, "pruned" for a pruned completed trial."""
+    """A trial's status in lower case, "pruned" for a pruned completed trial
+    and "infeasible" for a stopped one (a model over ``max_model_size``)."""
     status = str(getattr(trial.status, "value", trial.status)).lower()
     if status == COMPLETED and is_pruned(trial):
         return PRUNED
+    if status == "stopped":
+        return INFEASIBLE
     return status
 
 

@@ -2,15 +2,17 @@
 ``ktplus report``.
 
 One row per trial: ``trial_id``, ``status`` (completed, pruned, failed,
-invalid, running), ``score`` (the best objective value; with
+infeasible: a model over ``max_model_size``, skipped; invalid, running),
+``score`` (the best objective value; with
 cross-validation the mean over the folds), ``score_std`` and ``folds``
 (only for a cross-validated search), ``gap`` (overfitting: the best epoch's
 training value of the objective's metric minus its validation value, in the
 objective's direction, so positive means the model does better on the data
-it trained on), ``epochs`` (run), ``best_epoch``, ``pruned_epoch``, every
-hyperparameter of the space (empty where inactive) and every metric at the
-best epoch as ``best/<metric>``. Best first, in the objective's direction;
-unscored trials last.
+it trained on), ``epochs`` (run), ``best_epoch``, ``pruned_epoch``,
+``num_params`` and ``trial_seconds`` (where trials recorded them: every
+ktplus trial that ran), every hyperparameter of the space (empty where
+inactive) and every metric at the best epoch as ``best/<metric>``. Best
+first, in the objective's direction; unscored trials last.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ FACTS = {"epochs": _facts.EPOCHS_RUN, "best_epoch": _facts.BEST_EPOCH, "pruned_e
 FACT_COLUMNS = tuple(FACTS)
 #: Columns of a cross-validated search (absent otherwise).
 CV_COLUMNS = (_facts.SCORE_STD, _facts.FOLDS)
+#: The trial-level values (absent where no trial recorded them).
+TRIAL_COLUMNS = (_facts.NUM_PARAMS, _facts.TRIAL_SECONDS)
 #: Columns that are not hyperparameters or ``best/`` metrics.
-INFO_COLUMNS = ("trial_id", "status", "score", *CV_COLUMNS, "gap", *FACT_COLUMNS, "message")
+INFO_COLUMNS = ("trial_id", "status", "score", *CV_COLUMNS, "gap", *FACT_COLUMNS, *TRIAL_COLUMNS, "message")
+#: Columns holding counts (integers where every value is whole).
+_COUNT_COLUMNS = (*FACT_COLUMNS, _facts.FOLDS, _facts.NUM_PARAMS)
 
 
 def gap_of(metrics: Any, objective: str | None, direction: str) -> float:
@@ -50,15 +56,24 @@ def gap_of(metrics: Any, objective: str | None, direction: str) -> float:
     return float(t - v) if direction == "max" else float(v - t)
 
 
+def hyperparameter_names(trials: Iterable[Any], space_names: Iterable[str] = ()) -> list[str]:
+    """The hyperparameter columns of a table of ``trials``: the space's
+    names in order, then any other name a trial holds (Hyperband's
+    ``tuner/*`` bookkeeping left out)."""
+    names: list[str] = list(dict.fromkeys(n for n in space_names if not n.startswith("tuner/")))
+    for trial in trials:
+        names += [n for n in trial.hyperparameters.values if n not in names and not n.startswith("tuner/")]
+    return names
+
+
 def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
                   space_names: Iterable[str] = ()) -> Any:
     """Builds the results DataFrame from keras-tuner `Trial` objects."""
     import pandas as pd
 
     trials = list(trials)
-    names: list[str] = [n for n in space_names if not n.startswith("tuner/")]
-    for trial in trials:
-        names += [n for n in trial.hyperparameters.values if n not in names and not n.startswith("tuner/")]
+    names = hyperparameter_names(trials, space_names)
+    recorded = [f for f in TRIAL_COLUMNS if any(t.metrics.exists(f) for t in trials)]
     rows = []
     for trial in trials:
         metrics = trial.metrics
@@ -70,6 +85,8 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         row["gap"] = gap_of(metrics, objective, direction)
         for column, fact in FACTS.items():
             row[column] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
+        for fact in recorded:
+            row[fact] = metrics.get_last_value(fact) if metrics.exists(fact) else math.nan
         values = trial.hyperparameters.values
         for name in names:
             row[name] = values.get(name)
@@ -82,7 +99,7 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=["trial_id", "status", "score", "gap", *FACT_COLUMNS, *names])
-    for fact in (*FACT_COLUMNS, _facts.FOLDS):
+    for fact in _COUNT_COLUMNS:
         values = frame[fact] if fact in frame else None
         if values is not None and values.notna().all() and (values.astype(float) % 1 == 0).all():
             frame[fact] = values.astype("Int64")  # a mean over folds or executions stays a float
@@ -200,8 +217,8 @@ def _cell(value: Any) -> str:
 
 
 def leaderboard(frame: Any, top: int | None = None) -> Any:
-    """The columns a leaderboard shows: status, epochs, score and the
-    hyperparameters."""
+    """The columns a leaderboard shows: status, epochs, score, the
+    parameter count and wall time, and the hyperparameters."""
     columns = [c for c in frame.columns if not c.startswith("best/") and c not in ("message", "best_epoch",
                                                                                      "pruned_epoch")]
     if "gap" in columns and frame["gap"].isna().all():

@@ -12,10 +12,8 @@ protos and metadata, without TensorFlow, like the rest of ``ktplus.logging``.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +25,7 @@ from tensorboard.plugins.pr_curve import metadata as pr_metadata
 from tensorboard.util import tensor_util
 
 from ktplus.evaluation._heldout import CLASSIFICATION, METRICS, Scored, class_names_of, report_rows
-from ktplus.logging import RunWriter, trial_run_dir, write_experiment
+from ktplus.logging import RunWriter, replacing, trial_run_dir, write_experiment
 
 #: The event files of an evaluation: re-evaluating replaces them.
 TEST_SUFFIX = ".ktplus-test"
@@ -163,12 +161,6 @@ def write_evaluation(root: str, record: dict[str, Any], scored: list[Scored], sp
     """
     task = record["task"]
     for model_record, model_scored in zip(record["models"], scored):
-        run_dir = trial_run_dir(root, model_record["trial_id"])
-        old = ([name for name in os.listdir(run_dir) if name.endswith(TEST_SUFFIX)]
-               if os.path.isdir(run_dir) else [])
-        with RunWriter(run_dir, filename_suffix=TEST_SUFFIX) as writer:
+        with replacing(trial_run_dir(root, model_record["trial_id"]), TEST_SUFFIX) as writer:
             _write_model(writer, model_record, model_scored, task)
-        for name in old:  # after the new file: a kill in between leaves the old values, never none
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(run_dir, name))
     write_experiment(root, space, metric_tags(task), objective)

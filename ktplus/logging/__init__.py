@@ -7,7 +7,7 @@ import_quietly()
 
 from ktplus.logging._hparams import hparam_info, write_experiment, write_session  # noqa: E402
 from ktplus.logging._trial import OVERVIEW_RUN, SearchLogger, TrialLogger, trial_run_dir  # noqa: E402
-from ktplus.logging._writer import RunWriter  # noqa: E402
+from ktplus.logging._writer import RunWriter, replacing  # noqa: E402
 
 __all__ = [
     "OVERVIEW_RUN",
@@ -15,6 +15,7 @@ __all__ = [
     "SearchLogger",
     "TrialLogger",
     "hparam_info",
+    "replacing",
     "trial_run_dir",
     "write_experiment",
     "write_session",

@@ -15,7 +15,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from ktplus._atomic import atomic_write_json, read_json_dict
-from ktplus._facts import COMPLETED, FAILED, PRUNED, STATUSES
+from ktplus._facts import COMPLETED, FAILED, INFEASIBLE, PRUNED, STATUSES
 from ktplus.logging._writer import RunWriter
 
 EXPERIMENT_SUFFIX = ".ktplus-experiment"
@@ -31,6 +31,7 @@ _SESSION_STATUS = {
     COMPLETED: api_pb2.STATUS_SUCCESS,
     PRUNED: api_pb2.STATUS_SUCCESS,
     FAILED: api_pb2.STATUS_FAILURE,
+    INFEASIBLE: api_pb2.STATUS_UNKNOWN,  # skipped, neither a success nor a failure
 }
 
 
@@ -156,7 +157,7 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
 
 
 #: TensorBoard shows the first five metrics of the config by default.
-_FIRST_METRICS = ("score", "score_std", "best_epoch", "epochs_run", "trial_seconds", "num_params")
+_FIRST_METRICS = ("score", "pareto", "score_std", "best_epoch", "epochs_run", "trial_seconds", "num_params")
 
 
 def _metric_order(tag: str) -> tuple[int, int | str]:
@@ -180,4 +181,6 @@ def _describe(tag: str, objective: str) -> str:
         "pruned_epoch": "epoch (1-based) at which it was pruned",
         "score_std": f"standard deviation of {objective} over the cross-validation folds",
         "folds": "cross-validation folds the score averages",
+        "pareto": "1 if the trial is on the Pareto front of the objectives (no completed trial is as "
+                  "good in all and better in one), else 0",
     }.get(tag, tag)

@@ -1,5 +1,5 @@
 """Per-trial TensorBoard logging: epoch scalars, text, the HParams session,
-and the search overview run."""
+the search overview run, and the Pareto front of a multi-objective search."""
 
 from __future__ import annotations
 
@@ -7,17 +7,27 @@ import contextlib
 import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import keras
 
-from ktplus._facts import COMPLETED, FAILED, PRUNED
+from ktplus._atomic import atomic_write_json, read_json_dict
+from ktplus._compat import MultiObjective
+from ktplus._facts import COMPLETED, FAILED, INFEASIBLE, PRUNED, TRIAL_SECONDS
 from ktplus.logging._hparams import session_hparams, write_experiment, write_session
-from ktplus.logging._writer import RunWriter
+from ktplus.logging._writer import RunWriter, replacing
 from ktplus.training._pruning import CurveStore
 
 OVERVIEW_RUN = "search_overview"
 OVERVIEW_SUFFIX = ".ktplus-overview"
+#: The session metric marking the Pareto front, its event files (one per
+#: trial run, replaced when the trial's membership changes) and the record
+#: of what was last written.
+PARETO_TAG = "pareto"
+PARETO_SUFFIX = ".ktplus-pareto"
+PARETO_STATE = ".ktplus_pareto.json"
 
 
 def trial_run_dir(root: str, trial_id: str) -> str:
@@ -135,6 +145,11 @@ class SearchLogger:
         path = trial_run_dir(self.root, trial_id)
         if os.path.isdir(path):
             shutil.rmtree(path)
+        state_path = os.path.join(self.root, PARETO_STATE)
+        written = read_json_dict(state_path) if self.marks_pareto else {}
+        if str(trial_id) in written:  # its pareto file went with the run: write it again when it ends
+            del written[str(trial_id)]
+            atomic_write_json(state_path, written)
 
     def write_overview(self) -> None:
         """Rewrites the overview run whole, in trial order.
@@ -166,9 +181,48 @@ class SearchLogger:
                   space: Any) -> None:
         run_dir = trial_run_dir(self.root, trial.trial_id)
         end = time.time()
-        metrics = {**metrics, "trial_seconds": end - start}
+        metrics = {TRIAL_SECONDS: end - start, **metrics}  # the value the trial recorded, if any
         write_session(run_dir, trial.trial_id, session_hparams(trial.hyperparameters, status), metrics,
                       status, start, end)
-        if status != FAILED:
+        if status not in (FAILED, INFEASIBLE):
             self.write_overview()
         write_experiment(self.root, space, metrics, getattr(self.objective, "name", "objective"))
+
+    @property
+    def marks_pareto(self) -> bool:
+        """Whether the search has two or more objectives (its sessions then
+        get the ``pareto`` metric)."""
+        return isinstance(self.objective, MultiObjective) and len(self.objective.objectives) >= 2
+
+    def mark_pareto(self, trials: Iterable[Any], space: Any) -> None:
+        """Gives each completed trial's HParams session the metric
+        ``pareto`` (1 on the front of ``trials``, 0 off it), writing only
+        for the trials whose membership changed since the last call (in any
+        process of the search: what was written is kept in the log
+        directory); the experiment config lists the metric.
+
+        Each value is written at a step that grows with the number of
+        completed trials, in one event file per trial run that replaces the
+        earlier one: TensorBoard shows the latest. Never raises (a warning
+        instead): logging must not stop a search.
+
+        Args:
+            trials: Every trial of the search (keras-tuner `Trial` records).
+            space: The search space's hyperparameters (for the config).
+        """
+        from ktplus._pareto import pareto_membership
+
+        try:
+            membership = pareto_membership(trials, self.objective)
+            state_path = os.path.join(self.root, PARETO_STATE)
+            written = read_json_dict(state_path)
+            changed = {t: on for t, on in membership.items() if written.get(t) != on}
+            if not changed:
+                return
+            for trial_id, on in changed.items():
+                with replacing(trial_run_dir(self.root, trial_id), PARETO_SUFFIX) as w:
+                    w.scalar(PARETO_TAG, 1.0 if on else 0.0, step=len(membership))
+            write_experiment(self.root, space, [PARETO_TAG], getattr(self.objective, "name", "objective"))
+            atomic_write_json(state_path, {**written, **membership})
+        except Exception as e:
+            warnings.warn(f"ktplus: TensorBoard logging of the Pareto front failed: {e!r}", stacklevel=2)

@@ -7,8 +7,10 @@ as long as the tensorboard package is installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -58,3 +60,29 @@ class RunWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def replacing(run_dir: str, suffix: str) -> Iterator[RunWriter]:
+    """A `RunWriter` of a new event file in ``run_dir`` that replaces the
+    run's earlier files with the same ``suffix`` once it is written (a
+    kill in between leaves the old records, never none; nothing is removed
+    when the body raises).
+
+    Example:
+
+    >>> import tempfile
+    >>> from ktplus.logging._writer import replacing
+    >>> run = tempfile.mkdtemp()
+    >>> for value in (1.0, 0.0):
+    ...     with replacing(run, ".ktplus-demo") as w:
+    ...         w.scalar("pareto", value)
+    >>> len(os.listdir(run))
+    1
+    """
+    old = [name for name in os.listdir(run_dir) if name.endswith(suffix)] if os.path.isdir(run_dir) else []
+    with RunWriter(run_dir, filename_suffix=suffix) as writer:  # listed before: never among ``old``
+        yield writer
+    for name in old:
+        with contextlib.suppress(FileNotFoundError):  # another process removed it first
+            os.unlink(os.path.join(run_dir, name))

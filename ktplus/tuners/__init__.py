@@ -9,7 +9,8 @@ from ktplus.tuners._bayesian_optimization import BayesianOptimization  # noqa: E
 from ktplus.tuners._grid_search import GridSearch  # noqa: E402
 from ktplus.tuners._hyperband import Hyperband  # noqa: E402
 from ktplus.tuners._options import FAST_PARTS, TunerOptions  # noqa: E402
+from ktplus.tuners._optuna_search import OptunaSearch  # noqa: E402
 from ktplus.tuners._random_search import RandomSearch  # noqa: E402
 from ktplus.tuners._tuner import Tuner  # noqa: E402
 
-__all__ = ["FAST_PARTS", "BayesianOptimization", "GridSearch", "Hyperband", "RandomSearch", "Tuner", "TunerOptions"]
+__all__ = ["FAST_PARTS", "BayesianOptimization", "GridSearch", "Hyperband", "OptunaSearch", "RandomSearch", "Tuner", "TunerOptions"]

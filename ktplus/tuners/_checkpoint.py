@@ -8,6 +8,12 @@ keeps the best epoch's weights in memory and writes the same file once, when
 training ends (pruned and early-stopped trials included); with
 ``defer=False`` it writes at each improving epoch like keras-tuner. Either
 way the file is written under a temporary name and renamed into place.
+
+It watches only the epoch-level part of the objective: keras-tuner's
+callback saves at every epoch whose logs lack an objective's name, which a
+built-in trial-level objective (``"num_params"``, ``"trial_seconds"``)
+always does; without those names the checkpoint is the best epoch by the
+real metrics, the epoch keras-tuner then reports as the trial's best.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ktplus._compat import BestEpochSaver, SaveBestEpoch
+from ktplus._objectives import epoch_objective
 
 
 class AtomicSaveBestEpoch(BestEpochSaver):
@@ -25,6 +32,8 @@ class AtomicSaveBestEpoch(BestEpochSaver):
     Args:
         original: keras-tuner's callback for this trial; its ``best_value``
             is continued and updated (it is shared by a trial's executions).
+            Its objective's epoch-level part is watched (the whole objective
+            when nothing is left: every epoch is saved, as keras-tuner does).
         defer: Keep the best weights in memory and write them at train end.
         may_write: Called before the deferred write; False skips it (a
             distributed worker that no longer owns the trial).
@@ -32,7 +41,7 @@ class AtomicSaveBestEpoch(BestEpochSaver):
 
     def __init__(self, original: SaveBestEpoch, defer: bool = True,
                  may_write: Callable[[], bool] | None = None) -> None:
-        super().__init__(original.objective, original.filepath)
+        super().__init__(epoch_objective(original.objective) or original.objective, original.filepath)
         self.original = original
         self.defer = defer
         self.may_write = may_write

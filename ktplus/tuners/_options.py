@@ -138,24 +138,31 @@ class TunerOptions:
                 "cv": self.cv, "keep_checkpoints": self.keep_checkpoints}
 
     def check_objective(self, objective: Any, given: Any) -> None:
-        """Refuses options that watch one metric with an objective that is
-        not one metric (a list, or none: keras-tuner's default objective).
+        """Refuses options that watch one per-epoch metric with an objective
+        that is not one (a list; none: keras-tuner's default objective; or a
+        built-in trial-level objective such as "num_params", constant over
+        a trial's epochs).
 
         Args:
             objective: The tuner's `keras_tuner.Objective`.
             given: The ``objective`` argument as the user passed it.
         """
         from ktplus._compat import DefaultObjective, MultiObjective
+        from ktplus._objectives import is_trial_level
 
         multi = isinstance(objective, MultiObjective)
-        if not (multi or isinstance(objective, DefaultObjective)):
+        default = isinstance(objective, DefaultObjective)
+        trial_level = not (multi or default) and is_trial_level(objective.name)
+        if not (multi or default or trial_level):
             return
+        without = ("several objectives" if multi else "no objective" if default else
+                   f"the trial-level objective {objective.name!r} (one value per trial, the same at "
+                   "every epoch)")
         watching = (("early_stopping", self.early_stopping, self.early_stopping is not None),
                     ("lr_decay", self.lr_decay, _schedules.needs_single_metric(self.lr_decay)),
                     ("pruning", self.pruner, self.pruner is not None))
         for arg, value, used in watching:
             if used:
                 raise invalid(arg, value,
-                              "an objective that is one metric name or keras_tuner.Objective to watch "
-                              f"(received objective={given!r}); leave {arg} off with "
-                              + ("several objectives" if multi else "no objective"))
+                              "an objective that is one per-epoch metric name or keras_tuner.Objective "
+                              f"to watch (received objective={given!r}); leave {arg} off with {without}")

@@ -1,4 +1,4 @@
-"""How keras-tuner's learning oracles see a pruned trial.
+"""How keras-tuner's learning oracles see a pruned or an infeasible trial.
 
 A pruned trial keeps keras-tuner's COMPLETED status (it did run, and its
 best value so far is a real measurement), but its score is not a
@@ -10,6 +10,14 @@ full-budget result:
 * BayesianOptimization learns it as no better than the worst fully trained
   trial (its own value when that is worse), so the Gaussian process marks
   its region as poor without taking a truncated score for a finished one.
+
+An infeasible trial (a model over ``max_model_size``, ended as STOPPED)
+has no score. keras-tuner's Bayesian oracle skips only FAILED and INVALID
+trials and would give a STOPPED one the score of the trial before it (or
+fail on a first one): it learns an infeasible trial as the worst fully
+trained trial, so the Gaussian process steers away from oversized
+configurations (and skips it while no trial is fully trained). Hyperband
+already promotes completed trials only.
 
 `adopt_oracle` gives keras-tuner's own Hyperband and Bayesian oracles (exact
 classes only) this behaviour; a user's oracle subclass is left as it is and
@@ -31,15 +39,24 @@ def _pruned(trials: Any) -> list[Any]:
 
 
 @contextmanager
-def _hidden(trials: list[Any]) -> Iterator[None]:
-    """Shows ``trials`` as STOPPED (not completed) inside the context."""
+def _shown(trials: list[Any], status: str, score: float | None = None) -> Iterator[None]:
+    """Shows ``trials`` with ``status`` (and ``score``, if given) inside the
+    context; restores their own after."""
+    saved = [(t.status, t.score) for t in trials]
     for t in trials:
-        t.status = TrialStatus.STOPPED
+        t.status = status
+        if score is not None:
+            t.score = score
     try:
         yield
     finally:
-        for t in trials:
-            t.status = TrialStatus.COMPLETED
+        for t, (status_before, score_before) in zip(trials, saved):
+            t.status, t.score = status_before, score_before
+
+
+def _hidden(trials: list[Any]) -> Any:
+    """Shows ``trials`` as STOPPED (not completed) inside the context."""
+    return _shown(trials, TrialStatus.STOPPED)
 
 
 class PruningAwareHyperbandOracle(HyperbandOracle):
@@ -56,10 +73,12 @@ class PruningAwareBayesianOptimizationOracle(BayesianOptimizationOracle):
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         pruned = _pruned(self.trials.values())
+        infeasible = [t for t in self.trials.values() if t.status == TrialStatus.STOPPED]
         full = [t.score for t in self.trials.values() if t.status == TrialStatus.COMPLETED
                 and t.score is not None and t not in pruned]
-        if not pruned or not full:
-            return super().populate_space(trial_id)
+        if not full:
+            with _shown(infeasible, TrialStatus.FAILED):  # skipped, as failed trials are
+                return super().populate_space(trial_id)
         maximize = self.objective.direction == "max"
         worst = min(full) if maximize else max(full)
         saved = {t.trial_id: t.score for t in pruned}
@@ -67,7 +86,8 @@ class PruningAwareBayesianOptimizationOracle(BayesianOptimizationOracle):
             if t.score is not None:
                 t.score = min(t.score, worst) if maximize else max(t.score, worst)
         try:
-            return super().populate_space(trial_id)
+            with _shown(infeasible, TrialStatus.COMPLETED, score=worst):
+                return super().populate_space(trial_id)
         finally:
             for t in pruned:
                 t.score = saved[t.trial_id]

@@ -1,7 +1,8 @@
 """One trial's records, owned in one place: its start (a clean TensorBoard
-run), the callbacks of each execution (curve, scalars), and its end —
-completed, pruned or failed — with the trial facts, the curve's final state
-and the HParams session."""
+run), the callbacks of each execution (curve, scalars), the models it
+builds (their parameter count), and its end — completed, pruned, failed or
+infeasible (a model over ``max_model_size``) — with the trial facts, the
+curve's final state and the HParams session."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import copy
 import os
 import time
 import warnings
+import weakref
 from typing import Any
 
 import keras
 
 from ktplus import _facts
-from ktplus._compat import average_metrics_dicts, convert_to_metrics_dict, objective_names
+from ktplus._compat import (
+    OversizedModelError,
+    average_metrics_dicts,
+    convert_to_metrics_dict,
+    objective_names,
+)
+from ktplus._objectives import epoch_objective
 from ktplus.logging import TrialLogger, trial_run_dir
 from ktplus.logging._hparams import session_hparams
 from ktplus.training import _schedules
@@ -68,8 +76,9 @@ def _fold_facts(histories: list[keras.callbacks.History], executions: list[_Exec
 
 def _with_facts(history: keras.callbacks.History, curves: PruningCallback,
                 extra: dict[str, float] | None = None) -> keras.callbacks.History:
-    """A copy of ``history`` with the trial facts as per-epoch series, so
-    keras-tuner reads them at the best epoch like every metric."""
+    """A copy of ``history`` with the trial facts (and ``extra``, each a
+    constant) as per-epoch series, so keras-tuner reads them at the best
+    epoch like every metric."""
     n = max((len(v) for v in history.history.values()), default=0)
     epochs = list(getattr(history, "epoch", None) or ())
     if len(epochs) != n:  # a hand-made History may lack its epochs
@@ -107,6 +116,10 @@ class TrialRecorder:
         #: The best objective value any fold's checkpoint holds (with cv the
         #: checkpoint is the best epoch over all folds).
         self.checkpoint_best: float | None = None
+        #: Set when the trial's model was over ``max_model_size``.
+        self.oversized: OversizedModelError | None = None
+        self._num_params: int | None = None
+        self._unbuilt: Any = None  # a weak reference to a model built on its first batch
         if tuner._tb is not None:
             tuner._tb.start_trial(trial.trial_id)
 
@@ -122,6 +135,44 @@ class TrialRecorder:
     def owns(self) -> bool:
         """False once a distributed chief gave this trial to another worker."""
         return bool(self.tuner._owns_trial(self.trial.trial_id))
+
+    def built(self, model: keras.Model) -> None:
+        """Records the parameter count of a model the trial built (a custom
+        ``HyperModel.fit`` may train nothing); a model that builds on its
+        first batch is counted once it has."""
+        try:
+            self._num_params = int(model.count_params())
+        except ValueError:
+            try:
+                self._unbuilt = weakref.ref(model)
+            except TypeError:
+                pass
+
+    @property
+    def num_params(self) -> int | None:
+        """The parameter count of the trial's model (``model.count_params()``,
+        as the ``num_params`` fact), None if it never was built."""
+        if self._num_params is None and self._unbuilt is not None:
+            model = self._unbuilt()
+            if model is not None:
+                try:
+                    self._num_params = int(model.count_params())
+                except ValueError:
+                    pass
+        if self._num_params is None:
+            counted = [ex.logger.num_params for ex in self.executions
+                       if ex.logger is not None and ex.logger.num_params is not None]
+            if counted:
+                self._num_params = counted[0]
+        return self._num_params
+
+    def trial_values(self) -> dict[str, float]:
+        """The trial-level values (the built-in objectives): the parameter
+        count and the wall seconds of the whole trial so far."""
+        values = {_facts.TRIAL_SECONDS: time.time() - self.start}
+        if self.num_params is not None:
+            values[_facts.NUM_PARAMS] = float(self.num_params)
+        return values
 
     def execution_callbacks(self, hp: Any, total_epochs: int) -> list[keras.callbacks.Callback]:
         """ktplus's callbacks for one execution (a fresh set each time)."""
@@ -160,15 +211,18 @@ class TrialRecorder:
                 ex.logger.close()  # a fit that raised never reached on_train_end
 
     def fail(self, error: BaseException) -> None:
-        """The trial raised: curves end "failed", the session says so."""
+        """The trial raised: curves end "failed", the session says so
+        ("infeasible" for a model over ``max_model_size``)."""
         self.finished = True
         self._close_loggers()
+        if isinstance(error, OversizedModelError):
+            self.oversized = error
         if not self.owns():
             return
         for ex in self.executions:
             ex.curves.finish(_facts.FAILED)
         if isinstance(error, Exception):
-            self._log(_facts.FAILED, self._logger_facts())
+            self._log(_facts.INFEASIBLE if self.oversized else _facts.FAILED, self._logger_facts())
 
     def finish(self, results: Any) -> Any:
         """The trial returned ``results``: records its facts and returns the
@@ -186,10 +240,15 @@ class TrialRecorder:
             return results
         for ex in self.executions:
             ex.curves.finish(_facts.PRUNED if ex.curves.pruned_epoch is not None else _facts.COMPLETED)
+        values = self.trial_values()
         if histories:
-            folds = (_fold_facts(results, self.executions, self._objective)
-                     if any(ex.fold is not None for ex in self.executions) else {})
-            results = [_with_facts(h, ex.curves, folds) for h, ex in zip(results, self.executions)]
+            results = [_with_facts(h, ex.curves, _missing(values, h.history))
+                       for h, ex in zip(results, self.executions)]
+            if any(ex.fold is not None for ex in self.executions):
+                folds = _fold_facts(results, self.executions, self._objective)
+                results = [_with_facts(h, ex.curves, folds) for h, ex in zip(results, self.executions)]
+        else:
+            results = self._with_values(results, values)
         try:
             merged = convert_to_metrics_dict(results, self._objective) if results is not None else {}
         except Exception:  # keras-tuner reports unusable results itself
@@ -215,8 +274,23 @@ class TrialRecorder:
             metrics["score"] = float(trial.score)
         self._log(_facts.FAILED if status in (_facts.FAILED, "invalid") else status, metrics)
 
+    @staticmethod
+    def _with_values(results: Any, values: dict[str, float]) -> Any:
+        """Results that are not Histories, with the trial-level values: each
+        dict of metrics gets those it lacks. A float (the objective's value)
+        stays a float: code that post-processes the results sees the types
+        its ``HyperModel.fit`` returned."""
+        if isinstance(results, list):
+            return [TrialRecorder._with_values(r, values) for r in results]
+        if isinstance(results, dict):
+            return {**_missing(values, results), **results}
+        return results
+
     def _has_objective(self, history: keras.callbacks.History) -> bool:
-        names = objective_names(self._objective) or [self._objective.name]
+        epoch_level = epoch_objective(self._objective)  # ktplus adds the trial-level values itself
+        if epoch_level is None:
+            return True
+        names = objective_names(epoch_level) or [epoch_level.name]
         return all(any(v is not None for v in history.history.get(n, [])) for n in names)
 
     def _logger_facts(self) -> dict[str, float]:
@@ -231,9 +305,8 @@ class TrialRecorder:
         if lasts:
             facts.update(average_metrics_dicts(lasts))
         facts[_facts.EPOCHS_RUN] = sum(lg.epochs for lg in loggers) / len(loggers)
-        params = [lg.num_params for lg in loggers if lg.num_params is not None]
-        if params:
-            facts["num_params"] = float(params[0])
+        if self.num_params is not None:
+            facts[_facts.NUM_PARAMS] = float(self.num_params)
         return facts
 
     def _log(self, status: str, metrics: dict[str, float]) -> None:
@@ -245,6 +318,12 @@ class TrialRecorder:
         except Exception as e:  # logging must never fail a trial
             warnings.warn(f"ktplus: TensorBoard logging of trial {self.trial.trial_id} failed: {e!r}",
                           stacklevel=2)
+
+
+def _missing(values: dict[str, float], present: Any) -> dict[str, float]:
+    """The entries of ``values`` that ``present`` (a dict of results) lacks:
+    a value the trial reported itself is kept."""
+    return {k: v for k, v in values.items() if k not in present}
 
 
 def _is_number(v: Any) -> bool:

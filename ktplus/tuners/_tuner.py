@@ -14,13 +14,17 @@ from ktplus._compat import (
     SaveBestEpoch,
     TunerHooks,
     atomic_state_writes,
-    create_objective,
     is_consecutive_failure_error,
     local_oracle,
+    saved_trials,
 )
 from ktplus._errors import invalid
+from ktplus._objectives import create_objective
 from ktplus.evaluation._cv import CrossValidation
 from ktplus.logging import SearchLogger
+from ktplus.oracles._queue import TrialQueue
+from ktplus.oracles._queue import attach as attach_queue
+from ktplus.oracles._space import check_values
 from ktplus.results import record_fit_settings, results_frame, write_meta
 from ktplus.training import _schedules
 from ktplus.training._pruning import CurveStore
@@ -113,13 +117,26 @@ def _given_oracle(args: tuple, kwargs: dict) -> Any:
 
 
 def _given_objective(args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """The tuner's objective (as keras-tuner will create it) and the value
-    the user gave, from a tuner's or a search algorithm's arguments."""
+    """The tuner's objective (as keras-tuner will create it, the built-in
+    "num_params" and "trial_seconds" included) and the value the user gave,
+    from a tuner's or a search algorithm's arguments."""
     oracle = _given_oracle(args, kwargs)
     if isinstance(oracle, keras_tuner.Oracle):
         return oracle.objective, oracle.objective
     given = kwargs.get("objective", args[1] if len(args) > 1 else None)
     return create_objective(given), given
+
+
+def _with_objective(args: tuple, kwargs: dict, objective: Any) -> tuple[tuple, dict]:
+    """A search algorithm's arguments with its objective replaced by the
+    created one: keras-tuner cannot infer the direction of the built-ins."""
+    if _given_oracle(args, kwargs) is not None:
+        return args, kwargs
+    if "objective" in kwargs:
+        return args, {**kwargs, "objective": objective}
+    if len(args) > 1:
+        return (args[0], objective, *args[2:]), kwargs
+    return args, kwargs
 
 
 class Tuner(TunerHooks):
@@ -169,6 +186,7 @@ class Tuner(TunerHooks):
                                      keep_checkpoints=keep_checkpoints)
         objective, given = _given_objective(args, kwargs)
         options.check_objective(objective, given)
+        args, kwargs = _with_objective(args, kwargs, objective)
         if options.cv is not None and (isinstance(self, keras_tuner.Hyperband) or isinstance(
                 _given_oracle(args, kwargs), keras_tuner.oracles.HyperbandOracle)):
             raise invalid("cv", options.cv,
@@ -201,6 +219,12 @@ class Tuner(TunerHooks):
         self._recorders: dict[str, TrialRecorder] = {}
         self._cv: CrossValidation | None = None
         write_meta(self.project_dir, self.oracle.objective, type(self).__name__)
+        # enqueue_trial: the queue lives with the oracle (a distributed worker's
+        # oracle is a client of the chief's: it only validates).
+        self._queue: TrialQueue | None = None
+        if local_oracle(self.oracle) is self.oracle:
+            self._queue = TrialQueue(self.project_dir)
+            attach_queue(self.oracle, self._queue)
 
     # -- the options, as attributes ------------------------------------------
 
@@ -249,6 +273,36 @@ class Tuner(TunerHooks):
         space = [hp.name for hp in self.oracle.get_space().space]
         return results_frame(self.oracle.trials.values(), self.oracle.objective.name,
                              self.oracle.objective.direction, space)
+
+    def pareto_front(self) -> Any:
+        """The non-dominated completed trials, as a pandas DataFrame.
+
+        A trial is on the front when no other completed trial is at least as
+        good in every objective and better in one (each in its direction);
+        pruned, failed and infeasible trials are left out. With a single
+        objective the front is the best trial (and its ties).
+
+        Returns:
+            One row per trial on the front, best first by the first
+            objective: ``trial_id``, one column per objective named by its
+            metric (its value at the trial's best epoch; the trial's score
+            for a single objective), then the hyperparameters. Empty, with
+            the same columns, while no trial has completed.
+
+        Example:
+
+        >>> import tempfile
+        >>> import ktplus
+        >>> hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
+        >>> tuner = ktplus.RandomSearch(hm, objective=["val_accuracy", "num_params"], max_trials=2,
+        ...                             directory=tempfile.mkdtemp())
+        >>> list(tuner.pareto_front().columns)[:3]
+        ['trial_id', 'val_accuracy', 'num_params']
+        """
+        from ktplus._pareto import pareto_front_frame
+
+        space = [hp.name for hp in self.oracle.get_space().space]
+        return pareto_front_frame(self.oracle.trials.values(), self.oracle.objective, space)
 
     # -- the search ----------------------------------------------------------
 
@@ -345,6 +399,12 @@ class Tuner(TunerHooks):
         if recorder is not None and not recorder.finished:
             recorder.finish_from_trial(trial)
         prune_checkpoints(self)  # keep_checkpoints: after the oracle saved the trial
+        if self._tb is not None and self._tb.marks_pareto:
+            trials = getattr(self.oracle, "trials", None)  # a worker's oracle client has none: read
+            if trials is None:  # the records the chief saved, this trial's included
+                trials = saved_trials(self.project_dir)
+            if trials is not None:  # (None: one being written; the next trial's end catches up)
+                self._tb.mark_pareto(trials.values(), self.oracle.get_space().space)
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' trained models, as `keras_tuner.Tuner.get_best_models`
@@ -377,6 +437,9 @@ class Tuner(TunerHooks):
         return result
 
     def _after_build(self, model: Any) -> Any:
+        for recorder in self._recorders.values():  # the trial being built (one at a time per process)
+            if not recorder.finished:
+                recorder.built(model)  # num_params, even when HyperModel.fit trains nothing
         return self._fast.after_build(model)
 
     # -- after the search: held-out evaluation and refit -----------------------
@@ -424,3 +487,36 @@ class Tuner(TunerHooks):
         from ktplus.evaluation import refit_best
 
         return refit_best(self, x, y, **fit_kwargs)
+
+    # -- warm start --------------------------------------------------------------
+
+    def enqueue_trial(self, values: dict[str, Any]) -> None:
+        """Runs a configuration before the sampled ones (in call order).
+
+        Args:
+            values: Hyperparameter values by name. A partial dict takes the
+                defaults for the rest (`ktplus.OptunaSearch`: the sampler's
+                choice). The queue is saved in the project directory, so a
+                resumed search keeps it; a resumed script that enqueues the
+                same values again does not run them twice.
+
+        Raises:
+            ValueError: for a name the search space does not have or a
+                value outside its hyperparameter's domain (at the call).
+
+        Example:
+
+        >>> import tempfile
+        >>> import ktplus
+        >>> hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, units=[16, 32])
+        >>> tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3,
+        ...                             directory=tempfile.mkdtemp())
+        >>> tuner.enqueue_trial({"units_0": 32})
+        >>> tuner.enqueue_trial({"units_0": 7})
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid value for argument `values`: expected 'units_0' to be one of [16, 32]; got 7. Received: values={'units_0': 7}
+        """
+        values = check_values(self.oracle.get_space(), values)
+        if self._queue is not None:
+            self._queue.add(values)

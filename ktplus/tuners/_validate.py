@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ktplus._compat import DefaultObjective, objective_names
+from ktplus._objectives import is_trial_level
 from ktplus.datasets import non_finite
 from ktplus.hypermodels._base import BaseHyperModel
 
@@ -89,7 +90,9 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
     obj = tuner.oracle.objective
     if isinstance(obj, DefaultObjective) or x is None or not _runs_model_fit(tuner):
         return  # a custom run_trial or HyperModel.fit decides what it trains on and reports
-    names = objective_names(obj)
+    # The built-in objectives ("num_params", "trial_seconds") are measured by
+    # ktplus itself: no data split or compiled metric to check.
+    names = [name for name in objective_names(obj) if not is_trial_level(name)]
     has_validation = val is not None or bool(kwargs.get("validation_split"))
     for name in names:
         if name.startswith("val_") and not has_validation:
@@ -113,7 +116,9 @@ def _runs_model_fit(tuner: Any) -> bool:
 
 def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:
     """Builds the default model once and evaluates it on two samples: the
-    data must fit the model, and the objective must be one of its metrics."""
+    data must fit the model, and the objective must be one of its metrics.
+    The tuner's ``max_model_size`` is not applied: an oversized default
+    configuration is skipped as a trial, while others may fit."""
     import keras
 
     hp = tuner.oracle.get_space()

@@ -86,7 +86,7 @@ def test_hparams_experiment_lists_real_domains_and_metrics(server, search):
     assert infos["mode"]["domainDiscrete"] == ["good", "good2", "bad", "nan"]
     # Integers stay a discrete set, written as "8" rather than TensorBoard's "8.0000".
     assert infos["units"]["domainDiscrete"] == ["8", "16"]
-    assert infos["_status"]["domainDiscrete"] == ["completed", "pruned", "failed"]
+    assert infos["_status"]["domainDiscrete"] == ["completed", "pruned", "failed", "infeasible"]
     assert infos["_status"]["displayName"] == "status"
     metrics = {m["name"]["tag"] for m in exp["metricInfos"]}
     assert {"score", "best/val_accuracy", "last/val_accuracy", "best_epoch", "epochs_run",

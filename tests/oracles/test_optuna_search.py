@@ -160,3 +160,24 @@ def test_the_oracle_works_with_ktplus_tuner(tmp_path):
     tuner.search(verbose=0)
     assert len(oracle.study.trials) == 3
     assert [f.state for f in oracle.study.trials] == [TrialState.COMPLETE] * 3
+
+
+def test_oversized_models_are_told_as_infeasible_and_never_halt_the_search(tmp_path):
+    # Synthetic's model has 2 * k parameters, k in {2, 4, ..., 10}: k > 6 is over the limit.
+    tuner = _search(tmp_path, "tpe", seed=0, trials=12, max_model_size=12, max_consecutive_failed_trials=1)
+    trials = tuner.oracle.trials
+    assert len(trials) == 12  # no RuntimeError: oversized trials are no failures
+    oversized = {t for t, trial in trials.items() if trial.hyperparameters.values["k"] > 6}
+    assert oversized and oversized != set(trials)
+    frame = tuner.results().set_index("trial_id")
+    assert set(frame.loc[sorted(oversized), "status"]) == {"infeasible"}
+    by_id = {f.user_attrs["keras_tuner_trial_id"]: f for f in tuner.oracle.study.trials}
+    feasible_losses = [by_id[t].values[0] for t in trials if t not in oversized]
+    for tid, frozen in by_id.items():
+        if tid in oversized:  # a violated constraint, told with the worst loss seen by then
+            assert frozen.constraints == {"max_model_size": 1.0}
+            assert frozen.state == TrialState.COMPLETE
+            assert any(frozen.values[0] == pytest.approx(v) for v in feasible_losses)
+            assert frozen.values[0] >= min(feasible_losses)
+        else:
+            assert frozen.constraints == {}
