@@ -26,8 +26,9 @@ import keras_tuner
 import optuna
 from optuna.trial import TrialState
 
-from ktplus._compat import MultiObjective, TrialStatus
+from ktplus._compat import TrialStatus
 from ktplus._facts import is_pruned
+from ktplus._pareto import objective_directions, objective_values
 from ktplus.oracles._samplers import check_sampler, make_sampler, quiet_optuna
 from ktplus.oracles._space import active_params, suggest
 
@@ -39,22 +40,7 @@ TRIAL_ID_ATTR = "keras_tuner_trial_id"
 
 def study_directions(objective: Any) -> list[Literal["minimize", "maximize"]]:
     """Optuna's directions for a keras-tuner objective, one per objective."""
-    if isinstance(objective, MultiObjective):
-        return ["maximize" if o.direction == "max" else "minimize" for o in objective.objectives]
-    return ["maximize" if objective.direction == "max" else "minimize"]
-
-
-def objective_values(objective: Any, trial: Any) -> list[float] | None:
-    """A completed keras-tuner trial's value for each objective (None when
-    one is missing)."""
-    if isinstance(objective, MultiObjective):
-        values = [trial.metrics.get_last_value(o.name) if trial.metrics.exists(o.name) else None
-                  for o in objective.objectives]
-    else:
-        values = [trial.score]
-    if any(v is None for v in values):
-        return None
-    return [float(v) for v in values if v is not None]
+    return ["maximize" if d == "max" else "minimize" for d in objective_directions(objective)[1]]
 
 
 class OptunaOracle(keras_tuner.Oracle):
@@ -206,8 +192,8 @@ class OptunaOracle(keras_tuner.Oracle):
         curve = self._curve(trial.trial_id) if len(self.directions) == 1 else {}
         if is_pruned(trial):
             return TrialState.PRUNED, None, curve
-        values = objective_values(self.objective, trial)
-        if values is None or not all(math.isfinite(v) for v in values):
+        values = objective_values(trial, self.objective)
+        if not all(math.isfinite(v) for v in values):
             return TrialState.FAIL, None, curve
         return TrialState.COMPLETE, values, curve
 
