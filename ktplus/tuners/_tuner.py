@@ -12,6 +12,7 @@ import keras_tuner
 from ktplus._compat import (
     KERAS_TUNER_CALLBACKS,
     SaveBestEpoch,
+    TrialStatus,
     TunerHooks,
     atomic_state_writes,
     is_consecutive_failure_error,
@@ -339,6 +340,19 @@ class Tuner(TunerHooks):
                 if not is_consecutive_failure_error(e):
                     raise
                 raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
+        self._check_some_model_fits()
+
+    def _check_some_model_fits(self) -> None:
+        """After a search whose every trial was over ``max_model_size``: a
+        RuntimeError (keras-tuner raises one for oversized models too; ktplus
+        only waits until every trial was tried instead of counting them as
+        consecutive failures)."""
+        trials = list((getattr(self.oracle, "trials", None) or {}).values())  # a worker's client has none
+        if trials and all(t.status == TrialStatus.STOPPED for t in trials):
+            raise RuntimeError(
+                f"Oversized model: every one of the {len(trials)} trials built a model over "
+                f"max_model_size={self.max_model_size} parameters ({(trials[-1].message or '').strip()}); "
+                "raise max_model_size or search smaller models")
 
     def _failure_report(self, headline: str) -> str:
         """keras-tuner's "too many consecutive failures", with every failed

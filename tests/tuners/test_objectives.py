@@ -251,6 +251,19 @@ def test_oversized_trials_show_infeasible_in_tensorboard(oversized):
         assert statuses == ["infeasible" if trial.status == TrialStatus.STOPPED else "completed"]
 
 
+def test_a_search_where_no_model_fits_tries_every_trial_then_raises(data, tmp_path):
+    """keras-tuner raises "Oversized model" (through its consecutive
+    failures); ktplus raises it too, but only once every trial was tried."""
+    (x, y), val = data
+    tuner = ktplus.RandomSearch(sized, objective="val_accuracy", max_trials=4, seed=4, max_model_size=5,
+                                max_consecutive_failed_trials=1, directory=tmp_path)
+    with pytest.raises(RuntimeError, match="Oversized model: every one of the 4 trials") as info:
+        tuner.search(x, (y > 0).astype("int64"), validation_data=(val[0], (val[1] > 0).astype("int64")),
+                     epochs=1, verbose=0)
+    assert "max_model_size=5" in str(info.value)
+    assert [t.status for t in tuner.oracle.trials.values()] == [TrialStatus.STOPPED] * 4
+
+
 def test_plain_keras_tuner_halts_on_the_same_search(data, tmp_path):
     """What ktplus fixes: keras-tuner fails an oversized trial, and the
     consecutive failures end the search."""
