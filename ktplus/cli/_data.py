@@ -1,5 +1,6 @@
 """The data of ``ktplus search``: ``--data``/``--target``/``--task`` into a
-`ktplus.datasets.Dataset`, shaped for ``--family``.
+`ktplus.datasets.Dataset`, shaped for ``--family``, and the objectives
+(``--objective``) a search of that data can optimize.
 
 Shared by the in-process search and the worker supervisor, which checks the
 data before it starts any process. Nothing here imports TensorFlow.
@@ -56,9 +57,51 @@ def shape_for(family: str, data: Any) -> tuple[Any, str]:
     return x, family
 
 
+#: What a search of each task can optimize: the loss and the metric the CLI's hypermodels compile
+#: (accuracy, or mae for regression), on the training or the validation data, and ktplus's
+#: built-in objectives, which need no compiled metric.
+OBJECTIVES = {"classification": ("val_accuracy", "accuracy", "val_loss", "loss"),
+              "regression": ("val_loss", "loss", "val_mae", "mae")}
+BUILTIN_OBJECTIVES = ("num_params", "trial_seconds")
+
+
 def objective_for(data: Any) -> str:
-    """The search objective: ``val_accuracy`` for classification, ``val_loss`` for regression."""
-    return "val_accuracy" if data.task == "classification" else "val_loss"
+    """The default objective: ``val_accuracy`` for classification, ``val_loss`` for regression."""
+    return OBJECTIVES[data.task][0]
+
+
+def objectives_for(args: argparse.Namespace, data: Any) -> list[str]:
+    """The search's objectives: ``--objective``'s names (checked against the
+    data's task), or the default one (`objective_for`).
+
+    Raises:
+        CLIError: for a name the search cannot measure on this data.
+    """
+    names = getattr(args, "objective", None) or [objective_for(data)]
+    allowed = (*OBJECTIVES[data.task], *BUILTIN_OBJECTIVES)
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise CLIError(f"ktplus: --objective {','.join(names)}: {', '.join(bad)} cannot be measured in a "
+                       f"{data.task} search; expected {', '.join(allowed)}, or a comma list of them")
+    return list(names)
+
+
+def tuner_objective(names: list[str]) -> str | list[str]:
+    """The ``objective=`` of a ktplus tuner: the name of one, the list of several."""
+    return names[0] if len(names) == 1 else list(names)
+
+
+def scoring_text(args: argparse.Namespace, objectives: list[str]) -> str:
+    """How trials are scored, for the headings: ``"objective val_accuracy"``,
+    ``"objectives val_accuracy, num_params"``, ``"5-fold cross-validated ..."``."""
+    text = f"objective {objectives[0]}" if len(objectives) == 1 else f"objectives {', '.join(objectives)}"
+    return f"{args.cv}-fold cross-validated {text}" if args.cv else text
+
+
+def maximized(name: str) -> bool:
+    """Whether a larger value of the objective ``name`` (one of `OBJECTIVES`
+    or `BUILTIN_OBJECTIVES`) is better."""
+    return name.endswith("accuracy")
 
 
 def project_dir(args: argparse.Namespace, data: Any) -> tuple[str, str]:

@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from ktplus.cli._errors import CLIError
 
 FAMILY_CHOICES = ("dense", "conv", "residual", "auto")
-TUNER_CHOICES = ("random", "bayesian", "hyperband", "grid")
+#: keras-tuner's search algorithms, each run by the ktplus tuner of the same name.
+KERAS_TUNER_CHOICES = ("random", "bayesian", "hyperband", "grid")
+#: Optuna's samplers, each run by ``ktplus.OptunaSearch(sampler=<name>)``.
+SAMPLER_CHOICES = ("tpe", "cmaes", "gp", "qmc", "nsga2")
+TUNER_CHOICES = (*KERAS_TUNER_CHOICES, *SAMPLER_CHOICES)
+#: Samplers that optimize exactly one objective / two or more.
+ONE_OBJECTIVE_SAMPLERS = ("cmaes",)
+SEVERAL_OBJECTIVE_SAMPLERS = ("nsga2",)
 TASK_CHOICES = ("classification", "regression")
 LR_DECAY_CHOICES = ("none", "exponential", "step", "cosine", "polynomial", "plateau", "tune")
+#: --lr-decay values that watch the objective (``_schedules.needs_single_metric``).
+WATCHING_DECAYS = ("plateau", "tune")
+#: --early-stopping and --pruning when not given: on for one objective; off for several, which
+#: the options that watch one metric refuse.
+DEFAULT_PATIENCE = 5
+DEFAULT_PRUNING = "median"
 REGULARIZER_CHOICES = ("none", "l1", "l2", "l1_l2", "tune")
 
 
@@ -45,7 +58,8 @@ _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _folds = _number(int, lambda v: v >= 2, "a number of folds >= 2")
 #: --early-stopping: a patience, or on/off words (on: patience 5).
 _patience = _number(int, lambda v: v >= 0, "a patience in epochs (>= 0) or on/off",
-                    {"true": 5, "on": 5, "yes": 5, "false": 0, "off": 0, "no": 0, "none": 0})
+                    {"true": DEFAULT_PATIENCE, "on": DEFAULT_PATIENCE, "yes": DEFAULT_PATIENCE,
+                     "false": 0, "off": 0, "no": 0, "none": 0})
 
 
 def _keras_path(text: str) -> str:
@@ -55,6 +69,20 @@ def _keras_path(text: str) -> str:
     if not name.endswith(".keras") or name == ".keras":
         raise argparse.ArgumentTypeError(f"expected a path ending in .keras, got {text!r}")
     return text
+
+
+def _objectives(text: str) -> list[str]:
+    """``--objective``: one metric name, or a comma list of distinct names (which names the data
+    allows is checked with the data, `ktplus.cli._data.objectives_for`)."""
+    names = [p.strip() for p in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected a metric name or a comma list such as "
+                                         f"val_accuracy,num_params; got {text!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} listed more than once in {text!r}; "
+                                         "give each objective once")
+    return names
 
 
 def _regularizer(text: str) -> list[str]:
@@ -87,16 +115,28 @@ def _add_search(sub: Any) -> None:
                         "for text or integer targets with few distinct values, regression otherwise")
     s.add_argument("--family", default="dense", choices=FAMILY_CHOICES,
                    help="model family; auto searches over the families the input allows (default: dense)")
-    s.add_argument("--tuner", default="random", choices=TUNER_CHOICES, help="search algorithm (default: random)")
+    s.add_argument("--tuner", default="random", choices=TUNER_CHOICES,
+                   help="search algorithm: keras-tuner's random, bayesian, hyperband or grid, or one of "
+                        "Optuna's samplers (ktplus.OptunaSearch): tpe (multivariate TPE), cmaes (one "
+                        "objective), gp, qmc, nsga2 (several objectives) (default: random)")
+    s.add_argument("--objective", type=_objectives, default=None, metavar="METRIC[,METRIC...]",
+                   help="what to optimize: val_accuracy, accuracy (classification), val_mae, mae "
+                        "(regression), val_loss, loss, num_params or trial_seconds (minimized), or a comma "
+                        "list of them (val_accuracy,num_params) for a multi-objective search that ends "
+                        "with its Pareto front (default: val_accuracy for classification, val_loss for "
+                        "regression)")
     s.add_argument("--trials", type=_positive_int, default=10,
                    help="number of trials (default: 10; Hyperband sizes its brackets from --epochs)")
     s.add_argument("--epochs", type=_positive_int, default=10, help="epochs per trial (default: 10)")
     s.add_argument("--lr-decay", default="none", choices=LR_DECAY_CHOICES,
-                   help="learning-rate schedule (default: none)")
-    s.add_argument("--early-stopping", type=_patience, default=5, metavar="PATIENCE",
-                   help="early-stopping patience in epochs, 0 or off to disable (default: 5)")
-    s.add_argument("--pruning", default="median", choices=("median", "percentile", "none"),
-                   help="pruning rule for hopeless trials (default: median)")
+                   help="learning-rate schedule (default: none; plateau and tune watch the objective, so "
+                        "need one)")
+    s.add_argument("--early-stopping", type=_patience, default=None, metavar="PATIENCE",
+                   help=f"early-stopping patience in epochs, 0 or off to disable (default: {DEFAULT_PATIENCE}; "
+                        "off with several objectives)")
+    s.add_argument("--pruning", default=None, choices=("median", "percentile", "none"),
+                   help=f"pruning rule for hopeless trials (default: {DEFAULT_PRUNING}; none with several "
+                        "objectives)")
     s.add_argument("--regularizer", type=_regularizer, default=["none"],
                    help="none, l1, l2, l1_l2, a comma list to tune (l2,none), or tune (default: none)")
     s.add_argument("--directory", default="runs", help="where searches live (default: runs)")
@@ -136,17 +176,66 @@ def _add_predict(sub: Any) -> None:
                         "classification one proba_<class> column per class")
 
 
+def _one_of(names: Iterable[str]) -> str:
+    """``"a, b or c"``.
+
+    >>> _one_of(["tpe", "gp", "qmc"])
+    'tpe, gp or qmc'
+    """
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _check_objectives(args: argparse.Namespace) -> None:
+    """``--objective`` against ``--tuner`` and the options that watch one
+    metric, then those options' defaults, which depend on the number of
+    objectives (`DEFAULT_PATIENCE`, `DEFAULT_PRUNING`)."""
+    several = args.objective is not None and len(args.objective) > 1
+    if args.tuner in SEVERAL_OBJECTIVE_SAMPLERS and not several:
+        given = f"--objective {args.objective[0]}" if args.objective else "the default single objective"
+        raise CLIError(f"ktplus search: --tuner {args.tuner} optimizes several objectives, not {given}; give "
+                       "--objective a comma list such as val_accuracy,num_params, or use --tuner tpe")
+    if not several:
+        args.early_stopping = DEFAULT_PATIENCE if args.early_stopping is None else args.early_stopping
+        args.pruning = args.pruning or DEFAULT_PRUNING
+        return
+    listed = ",".join(args.objective)
+    if args.tuner in ONE_OBJECTIVE_SAMPLERS:
+        raise CLIError(f"ktplus search: --tuner {args.tuner} optimizes one objective, not --objective {listed}; "
+                       f"use --tuner {_one_of(t for t in SAMPLER_CHOICES if t not in ONE_OBJECTIVE_SAMPLERS)}")
+    watching = [flag for flag, on in (
+        (f"--early-stopping {args.early_stopping}", bool(args.early_stopping)),
+        (f"--pruning {args.pruning}", args.pruning not in (None, "none")),
+        (f"--lr-decay {args.lr_decay}", args.lr_decay in WATCHING_DECAYS)) if on]
+    if watching:
+        raise CLIError(f"ktplus search: {' and '.join(watching)} watch{'es' if len(watching) == 1 else ''} one "
+                       f"metric, but --objective {listed} lists {len(args.objective)}; drop "
+                       f"{'it' if len(watching) == 1 else 'them'} or give one objective")
+    one_model = [flag for flag, value in (("--test-split", args.test_split), ("--export", args.export))
+                 if value is not None]
+    if one_model:  # the tuners' "best" trial would be keras-tuner's sum of the objectives
+        raise CLIError(f"ktplus search: {' and '.join(one_model)} need{'s' if len(one_model) == 1 else ''} one "
+                       f"best model, but --objective {listed} ranks trials by a Pareto front; give one objective")
+    args.early_stopping, args.pruning = 0, "none"
+
+
 def check_search(args: argparse.Namespace) -> None:
     """The checks of ``ktplus search`` that span several options or look at
-    the file system (still only the standard library).
+    the file system (still only the standard library); also sets the
+    defaults of ``--early-stopping`` and ``--pruning``, which depend on
+    ``--objective``.
 
     Raises:
-        CLIError: for ``--cv`` with ``--validation-split``, or an ``--export``
-            path whose directory does not exist or is a directory.
+        CLIError: for ``--cv`` with ``--validation-split``, an ``--export``
+            path whose directory does not exist or is a directory, a
+            ``--tuner`` for another number of objectives, or several
+            objectives with an option that watches one metric or needs one
+            best model (``--test-split``, ``--export``).
     """
+    _check_objectives(args)
     if args.cv is not None and args.tuner == "hyperband":
         raise CLIError(f"ktplus search: --cv {args.cv} cannot be used with --tuner hyperband (its continuations "
-                       "resume one checkpoint per trial); use --tuner random, bayesian or grid")
+                       "resume one checkpoint per trial); use another --tuner")
     if args.cv is not None and args.validation_split is not None:
         raise CLIError(f"ktplus search: --cv {args.cv} validates each trial on its folds; drop "
                        f"--validation-split {args.validation_split} (or --cv to use one validation split)")

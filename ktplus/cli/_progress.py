@@ -41,8 +41,9 @@ class Progress:
         self.start = time.monotonic()
         self.done_at_start: int | None = None
 
-    def update(self, done: int, best: float | None, last: str = "") -> None:
-        """Shows ``done`` finished trials, the best score and the last trial's outcome."""
+    def update(self, done: int, best: float | None, last: str = "", front: int | None = None) -> None:
+        """Shows ``done`` finished trials, the best score (or, for several
+        objectives, the size of the Pareto front) and the last trial's outcome."""
         if self.done_at_start is None:
             self.done_at_start = done - 1 if done else 0
         elapsed = time.monotonic() - self.start
@@ -55,6 +56,8 @@ class Progress:
             parts.append(f"trial {done}")
         if best is not None:
             parts.append(f"best {self.objective} {best:.4g}")
+        if front is not None:
+            parts.append(f"Pareto front {front} trial{'' if front == 1 else 's'}")
         parts.append(f"{fmt_seconds(elapsed)} elapsed")
         if self.total and ran > 0 and done < self.total:
             parts.append(f"~{fmt_seconds(elapsed / ran * (self.total - done))} left")
@@ -94,13 +97,23 @@ def with_progress(cls: type, progress_factory: Callable[[Any], Progress]) -> typ
             self._progress = progress_factory(self)
 
         def on_trial_end(self, trial: Any) -> None:
+            from ktplus._pareto import objective_directions, objective_values
+
             super().on_trial_end(trial)
             finished = [t for t in self.oracle.trials.values()
                         if str(t.status) in ("COMPLETED", "FAILED")]
+            detail = f"trial {trial.trial_id} {_facts.status_of(trial)}"
+            names = objective_directions(self.oracle.objective)[0]
+            if len(names) > 1:  # a trial's score mixes the objectives: show each, and the front
+                values = objective_values(trial, self.oracle.objective)
+                if trial.score is not None:
+                    detail += f" ({', '.join(f'{n} {v:.4g}' for n, v in zip(names, values))})"
+                self._progress.update(len(finished), None, detail, front=len(self.pareto_front()))
+                return
             best = self.oracle.get_best_trials(1)
             score = best[0].score if best and best[0].score is not None else None
-            detail = f"trial {trial.trial_id} {_facts.status_of(trial)}" + (
-                f" ({self.oracle.objective.name} {trial.score:.4g})" if trial.score is not None else "")
+            if trial.score is not None:
+                detail += f" ({self.oracle.objective.name} {trial.score:.4g})"
             self._progress.update(len(finished), score, detail)
 
         def on_search_end(self) -> None:

@@ -22,8 +22,18 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ktplus.cli._data import load_data, objective_for, project_dir, shape_for, task_summary
+from ktplus.cli._data import (
+    load_data,
+    objective_for,
+    objectives_for,
+    project_dir,
+    scoring_text,
+    shape_for,
+    task_summary,
+    tuner_objective,
+)
 from ktplus.cli._errors import CLIError
+from ktplus.cli._parser import SAMPLER_CHOICES
 from ktplus.cli._progress import Progress, hyperband_total, with_progress
 from ktplus.cli._splits import DATA_FILE, Splits, check_same_split, class_names, data_record, make_splits
 
@@ -92,11 +102,15 @@ def _hypermodel(family: str, x: Any, data: Any, regularizer: list[str]) -> Any:
     return classes[family](input_shape=x.shape[1:], **kwargs)
 
 
-def _tuner_class(name: str) -> Any:
+def _tuner_class(name: str) -> tuple[Any, dict[str, Any]]:
+    """The ktplus tuner class of ``--tuner name`` and its own arguments: one
+    of keras-tuner's algorithms, or ``OptunaSearch`` with the sampler ``name``."""
     import ktplus
 
+    if name in SAMPLER_CHOICES:
+        return ktplus.OptunaSearch, {"sampler": name}
     return {"random": ktplus.RandomSearch, "bayesian": ktplus.BayesianOptimization,
-            "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[name]
+            "hyperband": ktplus.Hyperband, "grid": ktplus.GridSearch}[name], {}
 
 
 def _tuner_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -123,10 +137,23 @@ def _space_signature(hps: Any) -> dict[str, Any]:
             for hp in hps.space if not hp.name.startswith("tuner/")}
 
 
-def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_decay: str) -> None:
-    """A directory that holds another search is an error, not a silent mix."""
+def _search_record(args: argparse.Namespace, objectives: list[str]) -> dict[str, Any]:
+    """What the CLI records about a search's algorithm in its `DATA_FILE`:
+    ``--tuner`` (several name ``OptunaSearch`` with another sampler) and the
+    objectives, which a resume must repeat."""
+    return {"tuner": args.tuner, "objective": objectives}
+
+
+def _check_same_search(project_dir: str, hypermodel: Any, args: argparse.Namespace, tuner_name: str,
+                       objectives: list[str], data: Any) -> None:
+    """A directory that holds another search is an error, not a silent mix:
+    another tuner class, another ``--tuner`` (the samplers share the class
+    ``OptunaSearch``), other objectives or another search space. A search
+    the CLI recorded without ``--tuner`` and ``--objective`` (an older
+    ktplus) is compared by tuner class and its data's default objective."""
     import keras_tuner
 
+    from ktplus.cli._splits import read_data_file
     from ktplus.results import read_meta
     from ktplus.training import _schedules
 
@@ -139,13 +166,21 @@ def _check_same_space(project_dir: str, hypermodel: Any, tuner_name: str, lr_dec
     except (OSError, ValueError, KeyError) as e:
         raise CLIError(f"ktplus: {project_dir} holds an unreadable search ({e}); use --overwrite or "
                        "another --project") from None
-    saved_tuner = read_meta(project_dir).get("tuner")
-    if saved_tuner and saved_tuner != tuner_name:
-        raise CLIError(f"ktplus: {project_dir} holds a {saved_tuner} search, not {tuner_name}; use the same "
-                       "--tuner to resume it, --overwrite to replace it, or another --project")
+    hint = "to resume it, --overwrite to replace it, or another --project"
+    record = read_data_file(project_dir)
+    saved_class, saved_flag = read_meta(project_dir).get("tuner"), record.get("tuner")
+    if (saved_class and saved_class != tuner_name) or (saved_flag and saved_flag != args.tuner):
+        was = (f"{'an' if saved_class[0] in 'AEIOU' else 'a'} {saved_class} search" if saved_class
+               else "a search")
+        raise CLIError(f"ktplus: {project_dir} holds {was}" + (f" (--tuner {saved_flag})" if saved_flag else "")
+                       + f", not {tuner_name} (--tuner {args.tuner}); use the same --tuner {hint}")
+    saved_objectives = record.get("objective") or [objective_for(data)]
+    if record and saved_objectives != objectives:
+        raise CLIError(f"ktplus: {project_dir} holds a search for --objective {','.join(saved_objectives)}, not "
+                       f"{','.join(objectives)}; use the same --objective {hint}")
     fresh = keras_tuner.HyperParameters()
     hypermodel.build(fresh)
-    if lr_decay == "tune":
+    if args.lr_decay == "tune":
         _schedules.declare_tuned_decay(fresh)
     ours, theirs = _space_signature(fresh), _space_signature(saved)
     if ours != theirs:
@@ -169,6 +204,7 @@ def run_search(args: argparse.Namespace) -> int:
     """
     # Everything that can be checked without TensorFlow is checked first.
     data = load_data(args)
+    objectives = objectives_for(args, data)
     x, family = shape_for(args.family, data)
     splits = make_splits(args, data, x)
     if args.role != "worker":
@@ -185,10 +221,10 @@ def run_search(args: argparse.Namespace) -> int:
     # first import, and those must outlive the search like any other import's.
     import_quietly()
     with quiet_search(args.verbose):
-        return _search(args, data, family, x, splits, columns)
+        return _search(args, data, objectives, family, x, splits, columns)
 
 
-def _search(args: argparse.Namespace, data: Any, family: str, x: Any, splits: Splits,
+def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: str, x: Any, splits: Splits,
             columns: list[str] | None = None) -> int:
     import keras
 
@@ -197,10 +233,10 @@ def _search(args: argparse.Namespace, data: Any, family: str, x: Any, splits: Sp
 
     hypermodel = _hypermodel(family, x, data, args.regularizer)
     project, where = project_dir(args, data)
-    tuner_cls = _tuner_class(args.tuner)
+    tuner_cls, tuner_kwargs = _tuner_class(args.tuner)
     if not args.overwrite and args.role != "worker":
-        _check_same_space(where, hypermodel, tuner_cls.__name__, args.lr_decay)
-    objective = objective_for(data)
+        _check_same_search(where, hypermodel, args, tuner_cls.__name__, objectives, data)
+    objective = ",".join(objectives)
     budget = {"max_epochs": args.epochs} if args.tuner == "hyperband" else {"max_trials": args.trials}
 
     def progress_factory(tuner: Any) -> Progress:
@@ -211,17 +247,19 @@ def _search(args: argparse.Namespace, data: Any, family: str, x: Any, splits: Sp
     keras.utils.set_random_seed(args.seed)
     tuner = cls(
         hypermodel,
-        objective=objective,
+        objective=tuner_objective(objectives),
         seed=args.seed,
         directory=args.directory,
         project_name=project,
         overwrite=args.overwrite,
+        **tuner_kwargs,
         **_tuner_options(args),
         **budget,
     )
     if args.role != "worker":
-        atomic_write_json(os.path.join(where, DATA_FILE), data_record(args, data))
-    scoring = f"{args.cv}-fold cross-validated {objective}" if args.cv else f"objective {objective}"
+        atomic_write_json(os.path.join(where, DATA_FILE),
+                          {**data_record(args, data), **_search_record(args, objectives)})
+    scoring = scoring_text(args, objectives)
     if not args.role:
         scaled = (f"; features standardized with the mean and std of all {len(splits.fit[0])} non-test "
                   "samples" if args.cv and splits.mean is not None else "")
@@ -244,6 +282,10 @@ def _search(args: argparse.Namespace, data: Any, family: str, x: Any, splits: Sp
         frame = tuner.results()
         print(f"\nLeaderboard ({len(frame)} trials, {scoring}, {time.time() - start:.0f} s):")
         print(format_table(frame, top=10))
+        if len(objectives) > 1:
+            from ktplus.cli._report import pareto_text
+
+            print("\n" + pareto_text(tuner.pareto_front(), objectives, len(frame)))
     if splits.test is not None:
         print("\n" + _evaluate(tuner, splits.test, where, data), flush=True)
     if args.export:

@@ -6,6 +6,9 @@ Each process is ``python -m ktplus.cli search ... --role chief|worker`` with
 the ``KERASTUNER_*`` variables set; this supervisor itself never imports
 TensorFlow. It reads progress from the trials' ``trial.json`` files.
 
+With several objectives it ends with their Pareto front, read back from
+the trials' files like the leaderboard.
+
 ``--test-split``, ``--cv`` and ``--export`` pass through to every process:
 each one holds out the same test rows (same ``--seed``), the workers
 cross-validate their trials, and the chief, once every trial is done,
@@ -24,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from ktplus.cli._data import load_data, objective_for, project_dir, shape_for
+from ktplus.cli._data import load_data, maximized, objectives_for, project_dir, scoring_text, shape_for
 from ktplus.cli._errors import CLIError
 from ktplus.cli._progress import Progress
 from ktplus.cli._splits import check_same_split, make_splits
@@ -111,6 +114,7 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ktplus.results import format_table, load_results
 
     data = load_data(args)  # fail fast, in this process, before starting anything
+    objectives = objectives_for(args, data)
     x, _ = shape_for(args.family, data)
     make_splits(args, data, x)
     _, where = project_dir(args, data)
@@ -131,9 +135,8 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
         procs[tuner_id] = subprocess.Popen(
             [sys.executable, "-m", "ktplus.cli", *child_argv(argv, role)],
             env={**base_env, "KERASTUNER_TUNER_ID": tuner_id}, stdout=log, stderr=subprocess.STDOUT)
-    objective = objective_for(data)
     total = None if args.tuner == "hyperband" else args.trials
-    progress = Progress(total, objective)
+    progress = Progress(total, ",".join(objectives))
     print(f"ktplus: distributed {args.tuner} search on {data.name}: a chief and {args.workers} workers on "
           f"127.0.0.1:{port}; logs in {logs}", flush=True)
     reported: set[str] = set()
@@ -143,7 +146,8 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
             time.sleep(1.0)
             done, scores = poll_trials(where)
             if done != last_done and done > 0:
-                best = (max if objective == "val_accuracy" else min)(scores) if scores else None
+                one = len(objectives) == 1  # several: a trial's score mixes them (no "best")
+                best = (max if maximized(objectives[0]) else min)(scores) if scores and one else None
                 progress.update(done, best)
                 last_done = done
             for tuner_id, proc in procs.items():
@@ -177,9 +181,13 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise CLIError(lines[-1] if lines else f"ktplus: the chief exited with {procs['chief'].returncode}; "
                        f"see {os.path.join(logs, 'chief.log')}")
     frame = load_results(where)
-    scoring = f"{args.cv}-fold cross-validated {objective}" if args.cv else f"objective {objective}"
+    scoring = scoring_text(args, objectives)
     print(f"\nLeaderboard ({len(frame)} trials, {scoring}):")
     print(format_table(frame, top=10))
+    if len(objectives) > 1:
+        from ktplus.cli._report import pareto_text, results_pareto_front
+
+        print("\n" + pareto_text(results_pareto_front(frame, objectives), objectives, len(frame)))
     _chief_results(args, where, started)
     print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}")
     return 0
