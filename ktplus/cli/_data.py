@@ -93,9 +93,11 @@ def tuner_objective(names: list[str]) -> str | list[str]:
 
 def scoring_text(args: argparse.Namespace, objectives: list[str]) -> str:
     """How trials are scored, for the headings: ``"objective val_accuracy"``,
-    ``"objectives val_accuracy, num_params"``, ``"5-fold cross-validated ..."``."""
-    text = f"objective {objectives[0]}" if len(objectives) == 1 else f"objectives {', '.join(objectives)}"
-    return f"{args.cv}-fold cross-validated {text}" if args.cv else text
+    ``"objectives val_accuracy, num_params"``, ``"5-fold cross-validated val_accuracy"``."""
+    names = ", ".join(objectives)
+    if args.cv:
+        return f"{args.cv}-fold cross-validated {names}"
+    return f"objective {names}" if len(objectives) == 1 else f"objectives {names}"
 
 
 def maximized(name: str) -> bool:
