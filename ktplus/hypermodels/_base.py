@@ -8,17 +8,19 @@ body; see ``_dense.py`` for the shortest example.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import keras
 import keras_tuner
 
-from ktplus.hypermodels import _knobs
+from ktplus.hypermodels import _knobs, _prep
 from ktplus.hypermodels._knobs import NONE, Knob, invalid
 from ktplus.hypermodels._metrics import check_metric, make_metric
+from ktplus.hypermodels._statistics import DataStatistics, StatisticsCache
 
 ACTIVATIONS = (
     "relu", "gelu", "elu", "selu", "tanh", "swish", "silu", "leaky_relu",
@@ -112,6 +114,33 @@ class BaseHyperModel(keras_tuner.HyperModel):
             classification and ``["mae"]`` for regression. The strings "auc",
             "precision", "recall" and "f1" work with integer labels.
         loss: Optional loss overriding the task's default.
+        normalization: None (default), "standardize" (a
+            ``keras.layers.Normalization`` with the training data's mean and
+            variance per channel), "minmax" (scaled to [0, 1] by the training
+            data's minimum and maximum), or a list such as
+            ``[None, "standardize"]``. The statistics come from the training
+            data only (each fold's training part with ``cv``), computed once
+            per search (`adapt`), and are weights of the model: what
+            ``get_best_models`` returns or an export saves takes raw inputs.
+        augment_flip: Random flips of 2D images (conv, residual and auto
+            families): None, "horizontal", "vertical",
+            "horizontal_and_vertical", or a list.
+        augment_rotation: Random rotation of 2D images, as a fraction of a
+            full turn in [0, 1) (``keras.layers.RandomRotation``'s factor), or
+            a range to tune; 0 means no layer.
+        augment_zoom: Random zoom of 2D images, a factor in [0, 1) or a range.
+        augment_translation: Random translation of 2D images, a fraction of
+            the side in [0, 1) or a range.
+        augment_contrast: Random contrast of 2D images, a factor in [0, 1)
+            or a range.
+        augment_crop: Random crop of 2D images resized back to the input
+            size: the fraction of the side cut away, in [0, 1), or a range.
+        augment_noise: Gaussian noise standard deviation (after
+            normalization) for any input, >= 0 or a range.
+        class_weight: None (default), "balanced" (scikit-learn's
+            ``compute_class_weight("balanced")`` of the training labels,
+            applied by `fit`) or ``[None, "balanced"]``; classification
+            only, and not together with ``search(class_weight=...)``.
         name: Optional name of the hypermodel.
         tunable: Whether the hyperparameters can be overridden by a tuner.
     """
@@ -139,6 +168,15 @@ class BaseHyperModel(keras_tuner.HyperModel):
         batch_size: Any = None,
         metrics: Sequence[Any] | None = None,
         loss: Any = None,
+        normalization: Any = None,
+        augment_flip: Any = None,
+        augment_rotation: Any = 0.0,
+        augment_zoom: Any = 0.0,
+        augment_translation: Any = 0.0,
+        augment_contrast: Any = 0.0,
+        augment_crop: Any = 0.0,
+        augment_noise: Any = 0.0,
+        class_weight: Any = None,
         name: str | None = None,
         tunable: bool = True,
     ) -> None:
@@ -221,7 +259,20 @@ class BaseHyperModel(keras_tuner.HyperModel):
             "name": name,
             "tunable": tunable,
         }
+        prep_args = {
+            "normalization": normalization, "augment_flip": augment_flip,
+            "augment_rotation": augment_rotation, "augment_zoom": augment_zoom,
+            "augment_translation": augment_translation, "augment_contrast": augment_contrast,
+            "augment_crop": augment_crop, "augment_noise": augment_noise, "class_weight": class_weight,
+        }
+        #: The data-preparation knobs that can be on (`ktplus.hypermodels._prep`).
+        self.prep = _prep.parse_prep(self.family, self.input_shape, task, prep_args)
+        self._shared_config.update(prep_args)
         self._family_config: dict[str, Any] = {}
+        #: The training data's statistics last adapted to (see `adapt`).
+        self.statistics: DataStatistics | None = None
+        self._statistics_cache = StatisticsCache()
+        self._pinned = False
 
     # -- what a family provides -------------------------------------------
 
@@ -256,6 +307,80 @@ class BaseHyperModel(keras_tuner.HyperModel):
         if self.knobs["batch_size"] is not None:
             self.knobs["batch_size"].register(hp)
         return Shared(activation, batch_norm, dropout, regularizer, strength)
+
+    def _declare_prep(self, hp: keras_tuner.HyperParameters, params: dict[str, Any]) -> dict[str, Any]:
+        """Registers the data-preparation knobs; returns this build's values."""
+        return self.prep.register(hp)
+
+    def prep_values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """The data-preparation values of ``hp``'s build (``AutoHyperModel``:
+        of the chosen family), by knob name.
+
+        Args:
+            hp: The hyperparameters of a build.
+
+        Returns:
+            A dict such as ``{"normalization": "standardize"}``.
+        """
+        return {n: hp.values[n] for n in self.prep.knobs if n in hp.values}
+
+    def prep_specs(self) -> list[_prep.PrepSpec]:
+        """The data-preparation knobs of every family this hypermodel builds."""
+        return [self.prep]
+
+    @property
+    def needs_statistics(self) -> bool:
+        """Whether some configuration takes the training data's statistics."""
+        return any(spec.needs_statistics for spec in self.prep_specs())
+
+    def adapt(self, x: Any, y: Any = None, *, validation_split: float | None = None) -> None:
+        """Computes the training data's statistics for data preparation.
+
+        As ``keras.layers.Normalization.adapt``: the mean and variance (or
+        minimum and maximum) per channel of ``x``, the class frequencies of
+        ``y``, and a few samples for TensorBoard's augmentation preview.
+        ktplus's tuners call it once per search (once per fold with
+        ``cv``) with the training data only; `fit` calls it with the data it
+        is given (the same data again costs nothing). Does nothing for a
+        hypermodel without data-preparation knobs.
+
+        Args:
+            x: Training inputs: an array, a pandas object, a finite
+                ``tf.data.Dataset`` of ``(x, y)`` batches or a
+                ``keras.utils.PyDataset``.
+            y: Training targets (not needed for a dataset).
+            validation_split: ``model.fit``'s: the last fraction of the
+                arrays is left out.
+
+        Example:
+
+        >>> import numpy as np
+        >>> import ktplus
+        >>> hm = ktplus.DenseHyperModel(input_shape=(2,), num_classes=2,
+        ...                             normalization="standardize")
+        >>> hm.adapt(np.array([[0.0, 10.0], [2.0, 30.0]]), np.array([0, 1]))
+        >>> hm.statistics.mean
+        array([ 1., 20.])
+        """
+        if self.needs_statistics:
+            self.statistics = self._statistics_cache.get(x, y, validation_split)
+
+    @contextlib.contextmanager
+    def training_data(self, args: tuple, kwargs: dict[str, Any]) -> Iterator[None]:
+        """For a tuner: adapts to ``fit``'s raw training data (as given to
+        ``search()``, before any conversion) and keeps those statistics
+        for the fits inside the block, whatever form the data then takes."""
+        if not self.needs_statistics:
+            yield
+            return
+        x = args[0] if args else kwargs.get("x")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        self.adapt(x, y, validation_split=kwargs.get("validation_split"))
+        self._pinned = True
+        try:
+            yield
+        finally:
+            self._pinned = False
 
     def _head(self, x: Any) -> Any:
         if self.task == "regression":
@@ -294,8 +419,9 @@ class BaseHyperModel(keras_tuner.HyperModel):
         """
         params = self._declare(hp)
         shared = self._declare_shared(hp)
+        prep = self._declare_prep(hp, params)
         inputs = keras.Input(shape=self.input_shape, name="inputs")
-        features = self._body(inputs, params, shared)
+        features = self._body(_prep.apply(inputs, prep, self.statistics), params, shared)
         outputs = self._head(features)
         model = keras.Model(inputs, outputs, name=f"ktplus_{self.family}")
         classification = self.task == "classification"
@@ -318,11 +444,32 @@ class BaseHyperModel(keras_tuner.HyperModel):
         Returns:
             The ``History`` returned by ``model.fit``.
         """
+        x = args[0] if args else kwargs.get("x")
         if self.knobs["batch_size"] is not None and "batch_size" in hp.values:
-            x = args[0] if args else kwargs.get("x")
             if _is_array_like(x):
                 kwargs["batch_size"] = hp.get("batch_size")
+        if self.needs_statistics:
+            self._prepare_fit(hp, model, args, kwargs)
         return model.fit(*args, **kwargs)
+
+    def _prepare_fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, args: tuple,
+                     kwargs: dict[str, Any]) -> None:
+        """Sets the statistics of the data being fitted into ``model`` and,
+        with ``class_weight="balanced"``, its class weights into ``kwargs``."""
+        x = args[0] if args else kwargs.get("x")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        balanced = self.prep_values(hp).get("class_weight") == "balanced"
+        if balanced and kwargs.get("class_weight") is not None:
+            raise invalid("class_weight", kwargs["class_weight"],
+                          "no class_weight in fit()/search() when the hypermodel's class_weight can be "
+                          "'balanced' (it sets the weights itself); drop one of them")
+        if not self._pinned:  # a ktplus tuner adapted to the raw data already (`training_data`)
+            self.adapt(x, y, validation_split=kwargs.get("validation_split"))
+        assert self.statistics is not None
+        _prep.load_statistics(model, self.statistics)
+        if balanced:
+            assert self.num_classes is not None
+            kwargs["class_weight"] = self.statistics.class_weights(self.num_classes)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, so ``cls.from_config(config)`` rebuilds it.

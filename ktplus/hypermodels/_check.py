@@ -11,6 +11,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from ktplus.hypermodels import _prep
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._knobs import NONE
 
@@ -56,6 +57,44 @@ def _check_options_reach_model(model: keras.Model, values: dict[str, Any]) -> No
         raise _fail(f"batch_norm={values['batch_norm']} not reflected in the model's layers")
 
 
+def _check_prep_reaches_model(model: keras.Model, prep: dict[str, Any], x: Any) -> None:
+    """Each data-preparation knob's layer is there when on and absent when
+    off; inference is deterministic; training changes the input when an
+    augmentation is on."""
+    names = {layer.name for layer in model.layers}
+    mode = prep.get("normalization", NONE)
+    for norm in _prep.NORMALIZATIONS:
+        if (norm == mode) != (norm in names):
+            raise _fail(f"normalization={mode!r} but the model {'lacks' if norm == mode else 'has'} "
+                        f"the {norm!r} layer")
+    for knob in (*_prep.IMAGE_KNOBS, "augment_noise"):
+        on = not _prep._is_off(prep.get(knob, 0))
+        if on != (knob in names):
+            raise _fail(f"{knob}={prep.get(knob)!r} but the model {'lacks' if on else 'has'} its layer")
+    if x is None:
+        return
+    sample = np.asarray(x[:4], dtype="float32")
+    if not np.array_equal(_prep.preview(model, sample, False), _prep.preview(model, sample, False)):
+        raise _fail(f"data preparation is not deterministic at inference with {prep}")
+    first = np.asarray(model(sample, training=False))
+    if not np.array_equal(first, np.asarray(model(sample, training=False))):
+        raise _fail(f"the model's predictions are not deterministic with {prep}")
+    if any(n in names for n in _prep.AUGMENTATION_LAYERS):
+        inference = _prep.preview(model, sample, False)
+        if all(np.array_equal(_prep.preview(model, sample, True), inference) for _ in range(3)):
+            raise _fail(f"augmentation is on ({prep}) but training leaves the input unchanged")
+
+
+def _check_statistics_loaded(hypermodel: BaseHyperModel, model: keras.Model) -> None:
+    stats = hypermodel.statistics
+    for layer in _prep.prep_layers(model):
+        if isinstance(layer, keras.layers.Normalization) and stats is not None:
+            mean, _ = stats.normalization(layer.name)
+            got = np.asarray(keras.ops.convert_to_numpy(layer.adapt_mean))
+            if not np.allclose(got.reshape(-1), np.asarray(mean, "float32").reshape(-1), rtol=1e-5, atol=1e-6):
+                raise _fail(f"the {layer.name!r} layer does not hold the training data's statistics after fit")
+
+
 def check_hypermodel(
     hypermodel: keras_tuner.HyperModel,
     *,
@@ -72,9 +111,13 @@ def check_hypermodel(
     compiled `keras.Model`; the same values give the same hyperparameter
     names (stable names); ``from_config(get_config())`` gives the same
     config; for ktplus hypermodels, the output shape fits the task and the
-    regularizer, dropout and batch-norm values reach the model; one training
-    step gives a finite loss (on ``x``, ``y`` if given, else on synthetic
-    data for ktplus hypermodels).
+    regularizer, dropout and batch-norm values reach the model, each
+    data-preparation knob's layer is there when on and absent when off,
+    inference is deterministic and training changes the input when an
+    augmentation is on, and the normalization layer holds the training
+    data's statistics after ``fit``; one training step gives a finite loss
+    (on ``x``, ``y`` if given, else on synthetic data for ktplus
+    hypermodels).
 
     Args:
         hypermodel: A `keras_tuner.HyperModel`.
@@ -142,10 +185,13 @@ def check_hypermodel(
             if model.output_shape[-1] != expected:
                 raise _fail(f"output shape {model.output_shape} for {values}, expected last dim {expected}")
             _check_options_reach_model(model, values)
+            _check_prep_reaches_model(model, hypermodel.prep_values(hp), x)
         if train and x is not None:
             history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
             loss = history.history["loss"][-1]
             if not np.isfinite(loss):
                 raise _fail(f"non-finite loss {loss} after one step with {values}")
+            if ours:
+                _check_statistics_loaded(hypermodel, model)
         all_values.append(values)
     return all_values

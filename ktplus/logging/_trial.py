@@ -17,6 +17,7 @@ from ktplus._atomic import atomic_write_json, read_json_dict
 from ktplus._compat import MultiObjective
 from ktplus._facts import COMPLETED, FAILED, INFEASIBLE, PRUNED, TRIAL_SECONDS
 from ktplus.logging._hparams import session_hparams, write_experiment, write_session
+from ktplus.logging._images import write_augmentation_preview
 from ktplus.logging._writer import RunWriter, replacing
 from ktplus.training._pruning import CurveStore
 
@@ -58,13 +59,18 @@ class TrialLogger(keras.callbacks.Callback):
         scalars_dir: Run directory for the epoch scalars.
         text_dir: Run directory for the text (None: no text).
         hyperparameters: The trial's active hyperparameter values.
+        preview: A few raw training images: with ``text_dir``, the model's
+            augmentation of them is written there as an image
+            (`ktplus.logging._images`).
     """
 
-    def __init__(self, scalars_dir: str, text_dir: str | None, hyperparameters: dict[str, Any]) -> None:
+    def __init__(self, scalars_dir: str, text_dir: str | None, hyperparameters: dict[str, Any],
+                 preview: Any = None) -> None:
         super().__init__()
         self.scalars_dir = scalars_dir
         self.text_dir = text_dir
         self.hyperparameters = hyperparameters
+        self.preview = preview
         self.last_logs: dict[str, float] = {}
         self.epochs = 0
         self.num_params: int | None = None
@@ -75,6 +81,11 @@ class TrialLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._writer = RunWriter(self.scalars_dir, filename_suffix=".ktplus")
         self._text_pending = self.text_dir is not None
+        if self.text_dir is not None and self.preview is not None:
+            try:
+                write_augmentation_preview(self.text_dir, self.model, self.preview)
+            except Exception as e:  # a preview is never worth failing a trial
+                warnings.warn(f"ktplus: TensorBoard's augmentation preview failed: {e!r}", stacklevel=2)
 
     def _describe_model(self) -> None:
         """Parameter count and text, once the model is built (a subclassed

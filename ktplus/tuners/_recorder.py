@@ -23,6 +23,7 @@ from ktplus._compat import (
     objective_names,
 )
 from ktplus._objectives import epoch_objective
+from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.logging import TrialLogger, trial_run_dir
 from ktplus.logging._hparams import session_hparams
 from ktplus.training import _schedules
@@ -198,12 +199,22 @@ class TrialRecorder:
                 index = sum(1 for ex in self.executions if ex.fold == self.fold)
                 scalars_dir = os.path.join(scalars_dir, f"execution_{index}")
             logger = TrialLogger(scalars_dir, run_dir if not self.executions else None,
-                                 session_hparams(hp, "running"))
+                                 session_hparams(hp, "running"), preview=self._preview_sample())
             ours.append(logger)
         # Last of ours: the failing epoch is still logged and recorded.
         ours.append(NaNGuard(["loss", *objective_names(obj)]))
         self.executions.append(_Execution(curves, logger, self.fold))
         return ours
+
+    def _preview_sample(self) -> Any:
+        """A few raw training images for the augmentation preview, when the
+        hypermodel can augment images (None otherwise)."""
+        hm = self.tuner.hypermodel
+        if not isinstance(hm, BaseHyperModel) or hm.statistics is None:
+            return None
+        if not any(spec.augments_images for spec in hm.prep_specs()):
+            return None
+        return hm.statistics.sample
 
     def _close_loggers(self) -> None:
         for ex in self.executions:

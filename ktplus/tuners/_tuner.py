@@ -31,6 +31,7 @@ from ktplus.training import _schedules
 from ktplus.training._pruning import CurveStore
 from ktplus.tuners import _distributed
 from ktplus.tuners._checkpoint import AtomicSaveBestEpoch
+from ktplus.tuners._data_prep import adapt_hypermodel, training_data
 from ktplus.tuners._fast_path import FastPath
 from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
@@ -327,6 +328,7 @@ class Tuner(TunerHooks):
             cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.search_seed)
             first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
             validate_search_inputs(self, first_args, first_kwargs)
+        adapt_hypermodel(self.hypermodel, fit_args, fit_kwargs, cv)
         record_fit_settings(self.project_dir, fit_kwargs)
         with contextlib.ExitStack() as stack:
             stack.callback(setattr, self, "_cv", None)
@@ -441,7 +443,8 @@ class Tuner(TunerHooks):
                 c.best_value = recorder.checkpoint_best
         theirs = [AtomicSaveBestEpoch(c, defer=self._fast.defer_checkpoint, may_write=recorder.owns)
                   if isinstance(c, SaveBestEpoch) else c for c in given]
-        with self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
+        with training_data(self.hypermodel, args, kwargs), \
+                self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
             fit_kwargs = {**fit_kwargs, "callbacks": [*ours, *theirs]}
             result = fit(*fit_args, **fit_kwargs)
         for callback in theirs:
