@@ -11,6 +11,11 @@ import pytest
 
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.py")
                   if not p.name.startswith("_"))
+#: Files an example promises to write (globs under its directory), by name.
+WRITES = {
+    # TensorBoard augmentation previews (the Images tab) of its trials.
+    "05_data_preparation": "digits_data_prep/tensorboard/trial_*/*.ktplus-images",
+}
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -21,3 +26,5 @@ def test_example_runs_in_quick_mode(script, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best" in result.stdout
     assert "Traceback" not in result.stderr
+    if script.stem in WRITES:
+        assert list(tmp_path.glob(WRITES[script.stem])), f"{script.name} wrote no {WRITES[script.stem]}"
