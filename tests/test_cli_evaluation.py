@@ -126,7 +126,8 @@ def test_export_loads_in_a_fresh_process_and_predicts_on_raw_features_like_ktplu
     code = ("import sys, numpy as np, pandas as pd, keras\n"
             f"model = keras.models.load_model({str(search.model)!r})\n"
             f"x = pd.read_csv({str(tmp_path / 'raw.csv')!r})[[f'f{{i}}' for i in range(30)]]\n"
-            "norm = [layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)][0]\n"
+            "net = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]\n"
+            "norm = [layer for layer in net.layers if isinstance(layer, keras.layers.Normalization)][0]\n"
             f"np.savez({str(tmp_path / 'fresh.npz')!r}, proba=model.predict(x.to_numpy('float32'), verbose=0),\n"
             "         mean=np.ravel(norm.mean), variance=np.ravel(norm.variance))\n"
             "assert not [m for m in sys.modules if m.startswith('ktplus')]\n")
@@ -136,7 +137,7 @@ def test_export_loads_in_a_fresh_process_and_predicts_on_raw_features_like_ktplu
     assert done.returncode == 0, done.stderr[-3000:]
     fresh = np.load(tmp_path / "fresh.npz")
     np.testing.assert_allclose(fresh["proba"], preds[["proba_benign", "proba_malignant"]], atol=1e-5)
-    rest, _ = split_rows(frame)  # with --cv: the statistics of all the non-test rows
+    rest, _ = split_rows(frame)  # the model's own normalization, refit on all the non-test rows
     x_rest = frame.drop(columns=["diagnosis"]).to_numpy("float32")[rest]
     np.testing.assert_allclose(fresh["mean"], x_rest.mean(axis=0), rtol=1e-4)
     np.testing.assert_allclose(fresh["variance"], x_rest.std(axis=0) ** 2, rtol=1e-3)
@@ -148,7 +149,7 @@ def test_export_file_carries_what_predict_needs(search):
         meta = json.loads(z.read("ktplus.json"))
     assert meta["feature_columns"] == [f"f{i}" for i in range(30)] and meta["target"] == "diagnosis"
     assert meta["class_names"] == ["benign", "malignant"] and meta["task"] == "classification"
-    assert meta["input_shape"] == [30] and meta["standardized"] and meta["refit_samples"] == 426
+    assert meta["input_shape"] == [30] and meta["normalization"] == "standardize" and meta["refit_samples"] == 426
     assert "Exported the best configuration" in search.out and str(search.model) in search.out
 
 
@@ -168,20 +169,25 @@ def test_predict_reads_npz_and_prints_without_output(search, tmp_path):
 # -- preprocessing folded into the exported model, without a search ------------------------------
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving, numpy 2
-def test_exported_model_reshapes_and_standardizes_raw_rows(tmp_path):
+def test_exported_model_reshapes_raw_rows_and_keeps_the_models_normalization(tmp_path):
     import keras
 
-    from ktplus.cli._export import save_export, wrap
+    from ktplus.cli._export import model_normalization, save_export, wrap
 
     rng = np.random.default_rng(0)
     x = rng.normal(loc=5.0, scale=3.0, size=(16, 8)).astype("float32")
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    net = keras.Sequential([keras.Input((4, 2)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    norm = keras.layers.Normalization(axis=-1, name="standardize")
+    norm.adapt(x.reshape(-1, 4, 2))
+    inputs = keras.Input((4, 2))
+    net = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(norm(inputs))))
     net.compile("adam", "mse")
+    assert model_normalization(net) == "standardize"
     meta = {"format": "ktplus-export", "version": 1, "task": "regression", "class_names": None,
             "target": None, "feature_columns": None, "input_shape": [8]}
-    save_export(wrap(net, (8,), (4, 2), mean, std), str(tmp_path / "reg.keras"), meta)
-    expected = net.predict(((x - mean) / std).reshape(-1, 4, 2), verbose=0)[:, 0]
+    exported = wrap(net, (8,), (4, 2))
+    expected = net.predict(x.reshape(-1, 4, 2), verbose=0)[:, 0]
+    np.testing.assert_allclose(exported.predict(x, verbose=0)[:, 0], expected, rtol=1e-4, atol=1e-5)
+    save_export(exported, str(tmp_path / "reg.keras"), meta)
     loaded = keras.models.load_model(tmp_path / "reg.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0)[:, 0], expected, rtol=1e-4, atol=1e-5)
     pd.DataFrame(x, columns=list("abcdefgh")).to_csv(tmp_path / "rows.csv", index=False)  # no names: in order
@@ -192,25 +198,26 @@ def test_exported_model_reshapes_and_standardizes_raw_rows(tmp_path):
     np.testing.assert_allclose(got["prediction"], expected, rtol=1e-4, atol=1e-5)
 
 
-def test_splits_hold_out_stratified_test_rows_and_scale_with_the_fit_rows():
+def test_splits_hold_out_stratified_test_rows_and_keep_them_raw():
     from ktplus.cli._splits import make_splits
 
     data = datasets.load("iris")
     data.x[:, 0] = np.arange(len(data.x))  # the first feature names the row
 
-    def rows(part, splits):  # undo the standardization to read the row numbers back
-        return set(np.rint(part[0][:, 0] * splits.std[0] + splits.mean[0]).astype(int).tolist())
+    def rows(part):
+        return set(part[0][:, 0].astype(int).tolist())
 
     args = argparse.Namespace(test_split=0.2, cv=None, validation_split=None, seed=0)
     plain = make_splits(args, data, data.x)
-    test, fit, val = rows(plain.test, plain), rows(plain.fit, plain), rows(plain.val, plain)
+    test, fit, val = rows(plain.test), rows(plain.fit), rows(plain.val)
     assert len(test) == 30 and not test & (fit | val) and len(fit | val) == 120
     assert np.bincount(plain.test[1]).tolist() == [10, 10, 10]  # stratified
-    np.testing.assert_allclose(plain.mean, data.x[sorted(fit)].mean(axis=0), rtol=1e-5)  # train rows only
+    for part in (plain.fit, plain.val, plain.test, plain.rest):  # raw: the model scales (--normalize)
+        np.testing.assert_array_equal(part[0], data.x[part[0][:, 0].astype(int)])
     args.cv = 3
     folded = make_splits(args, data, data.x)
-    assert folded.val is None and rows(folded.test, folded) == test and len(folded.fit[0]) == 120
-    np.testing.assert_allclose(folded.mean, data.x[sorted(fit | val)].mean(axis=0), rtol=1e-5)  # all non-test
+    assert folded.val is None and rows(folded.test) == test and len(folded.fit[0]) == 120
+    np.testing.assert_array_equal(folded.fit[0], data.x[folded.fit[0][:, 0].astype(int)])
 
 
 # -- bad input: one line, non-zero, nothing written ---------------------------------------------------

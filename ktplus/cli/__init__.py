@@ -8,12 +8,14 @@ predicts with an exported model. Errors are one line on stderr and a
 non-zero exit.
 
 One module per part: ``_parser`` (arguments), ``_data`` (``--data``,
-``--target``, ``--task``), ``_splits`` (``--test-split``, the validation
-split or ``--cv``, standardization), ``_search`` (the search in this
-process), ``_supervisor`` (``--workers``: a local chief and workers),
-``_progress`` (the progress display), ``_export`` (``--export`` files and
-their metadata), ``_predict``, ``_report`` and ``_tensorboard``. Importing this
-package does not import TensorFlow, so bad input is reported before it loads.
+``--target``, ``--task``, and the data preparation the model does itself:
+``--normalize``, ``--augment``, ``--class-weight``), ``_splits``
+(``--test-split``, the validation split or ``--cv``), ``_search`` (the
+search in this process), ``_supervisor`` (``--workers``: a local chief and
+workers), ``_progress`` (the progress display), ``_export`` (``--export``
+files and their metadata), ``_predict``, ``_report`` and ``_tensorboard``.
+Importing this package does not import TensorFlow, so bad input is reported
+before it loads.
 """
 
 from __future__ import annotations

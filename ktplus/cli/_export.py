@@ -7,10 +7,11 @@ feature columns, an ``.npz``'s ``x``, or a built-in dataset's ``x`` as
 Whatever the search did to them on the way to the model is inside the saved
 model, so plain ``keras.models.load_model(PATH)`` is all a user needs:
 
-- a ``Normalization(mean=..., variance=...)`` layer when the search
-  standardized tabular features (the statistics of `ktplus.cli._splits`);
 - a ``Reshape`` layer when the search viewed flat rows as images (digits with
-  ``--family conv``, ``residual`` or ``auto``).
+  ``--family conv``, ``residual`` or ``auto``);
+- the model's own data preparation (``--normalize``: a ``Normalization``
+  layer holding the statistics of the refit data, all the non-test rows;
+  augmentation layers act only in training).
 
 The trained network is cloned without its compile state (its ktplus metrics
 would need ktplus installed to deserialize), so the file loads anywhere
@@ -29,7 +30,8 @@ Keras reads only its own entries (``config.json``, ``metadata.json``,
     feature_columns        the .csv's feature columns in training order, or null
     input_shape            the shape of one raw row, e.g. [30] or [8, 8, 1]
     source, data           "csv", "npz" or "builtin", and the --data given
-    standardized, reshape  what the model's first layers do (for the reader)
+    normalization          the model's own: "standardize", "minmax" or null
+    reshape                the shape the model views a raw row as, or null
     trial_id, hyperparameters, refit_samples   where the model came from
 
 Reading the metadata needs only the standard library (`read_export`).
@@ -58,10 +60,12 @@ def csv_feature_columns(path: str, target: str | None) -> list[str]:
 
 
 def export_metadata(args: Any, data: Any, x_shape: tuple[int, ...], splits: Any, trial: Any,
-                    class_names: list[Any] | None, feature_columns: list[str] | None) -> dict[str, Any]:
+                    class_names: list[Any] | None, feature_columns: list[str] | None,
+                    normalization: str | None = None) -> dict[str, Any]:
     """The `META_ENTRY` record of an export (see the module docstring);
     ``feature_columns`` is a ``.csv``'s header (`csv_feature_columns`) as
-    read when the search started."""
+    read when the search started, ``normalization`` the model's
+    (`model_normalization`)."""
     from ktplus import __version__, datasets
 
     raw_shape = [int(d) for d in data.x.shape[1:]]
@@ -72,7 +76,7 @@ def export_metadata(args: Any, data: Any, x_shape: tuple[int, ...], splits: Any,
         "task": data.task, "class_names": class_names, "target": args.target,
         "feature_columns": feature_columns if source == "csv" else None,
         "input_shape": raw_shape, "source": source, "data": args.data,
-        "standardized": splits.mean is not None,
+        "normalization": normalization,
         "reshape": [int(d) for d in x_shape] if list(x_shape) != raw_shape else None,
         "trial_id": getattr(trial, "trial_id", None),
         "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
@@ -81,22 +85,32 @@ def export_metadata(args: Any, data: Any, x_shape: tuple[int, ...], splits: Any,
     }
 
 
-def wrap(model: Any, raw_shape: tuple[int, ...], model_shape: tuple[int, ...], mean: Any = None,
-         std: Any = None) -> Any:
-    """``raw input -> [Normalization] -> [Reshape] -> model``, uncompiled.
+def model_normalization(model: Any) -> str | None:
+    """The normalization the hypermodel built into ``model``: "standardize",
+    "minmax" (the names of its Normalization layers), or None."""
+    import keras
 
-    ``mean``/``std`` are per raw feature (the last axis of a raw row); the
-    search standardizes only flat tabular rows, which it never reshapes.
+    from ktplus.hypermodels._prep import NORMALIZATIONS
+
+    return next((layer.name for layer in model.layers
+                 if layer.name in NORMALIZATIONS and isinstance(layer, keras.layers.Normalization)), None)
+
+
+def wrap(model: Any, raw_shape: tuple[int, ...], model_shape: tuple[int, ...]) -> Any:
+    """``raw input -> [Reshape] -> model``, uncompiled.
+
+    The model's own layers (its normalization among them) are copied with
+    their weights.
     """
     import keras
 
     net = keras.models.clone_model(model)  # no compile state: loads without ktplus's metrics
     net.set_weights(model.get_weights())
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # its mean and variance tensors from the weights just set
     inputs = keras.Input(shape=tuple(raw_shape), name="features")
     h = inputs
-    if mean is not None:
-        h = keras.layers.Normalization(mean=[float(v) for v in mean],
-                                       variance=[float(v) ** 2 for v in std], name="ktplus_standardize")(h)
     if tuple(model_shape) != tuple(raw_shape):
         h = keras.layers.Reshape(tuple(model_shape), name="ktplus_reshape")(h)
     return keras.Model(inputs, net(h), name="ktplus_export")

@@ -31,6 +31,11 @@ WATCHING_DECAYS = ("plateau", "tune")
 DEFAULT_PATIENCE = 5
 DEFAULT_PRUNING = "median"
 REGULARIZER_CHOICES = ("none", "l1", "l2", "l1_l2", "tune")
+#: --normalize, --augment and --class-weight (their defaults and checks need the data:
+#: `ktplus.cli._data.prep_options`).
+NORMALIZE_CHOICES = ("none", "standardize", "minmax", "tune")
+AUGMENT_CHOICES = ("none", "tune")
+CLASS_WEIGHT_CHOICES = ("none", "balanced", "tune")
 
 
 def _number(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str,
@@ -139,6 +144,18 @@ def _add_search(sub: Any) -> None:
                         "objectives)")
     s.add_argument("--regularizer", type=_regularizer, default=["none"],
                    help="none, l1, l2, l1_l2, a comma list to tune (l2,none), or tune (default: none)")
+    s.add_argument("--normalize", default=None, choices=NORMALIZE_CHOICES,
+                   help="scale the inputs inside the model with a Normalization layer whose statistics come "
+                        "from the training data only (each fold's training part with --cv): standardize (mean "
+                        "0, variance 1 per feature or channel), minmax (to [0, 1]), none, or tune (all three) "
+                        "(default: standardize for tabular data, none for images and sequences)")
+    s.add_argument("--augment", default="none", choices=AUGMENT_CHOICES,
+                   help="image augmentation in training, for 2D images (digits or an .npz of images) with "
+                        "--family conv, residual or auto: tune searches random flips, rotation, zoom, "
+                        "translation and crop over ranges suited to the image size (default: none)")
+    s.add_argument("--class-weight", default="none", choices=CLASS_WEIGHT_CHOICES,
+                   help="weight the classes in the loss: balanced (inversely to their frequency in the "
+                        "training data), none, or tune (both); classification only (default: none)")
     s.add_argument("--directory", default="runs", help="where searches live (default: runs)")
     s.add_argument("--project", default=None, help="project name (default: the dataset's name)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -146,8 +163,7 @@ def _add_search(sub: Any) -> None:
                    help="fraction of the non-test data held out for validation (default: 0.2; not with --cv)")
     s.add_argument("--cv", type=_folds, default=None, metavar="K",
                    help="cross-validate every trial on K folds of the non-test data instead of one validation "
-                        "split (stratified for classification); the score is the mean over the folds. Tabular "
-                        "features are then standardized with the statistics of all the non-test data")
+                        "split (stratified for classification); the score is the mean over the folds")
     s.add_argument("--test-split", type=_fraction, default=None, metavar="F",
                    help="hold out this fraction (stratified for classification, seeded by --seed) before the "
                         "search, which never sees it; the best model's test metrics, per-class table and "

@@ -3,11 +3,12 @@ runs the search with a progress display and prints the leaderboard, then
 (``--test-split``) the best model's test evaluation and (``--export``) the
 exported model's path.
 
-Every check that needs no TensorFlow (arguments, data, shapes, split) runs
-before TensorFlow is imported. Keras', TensorFlow's and keras-tuner's
-routine chatter is silenced only while the search runs (`quiet_search`), so
-calling `ktplus.cli.main` from a notebook or a test leaves the process's
-warning filters and logging levels as they were.
+Every check that needs no TensorFlow (arguments, data, shapes, data
+preparation, split) runs before TensorFlow is imported. Keras',
+TensorFlow's and keras-tuner's routine chatter is silenced only while the
+search runs (`quiet_search`), so calling `ktplus.cli.main` from a notebook
+or a test leaves the process's warning filters and logging levels as they
+were.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from ktplus.cli._data import (
     load_data,
     objective_for,
     objectives_for,
+    prep_options,
+    prep_text,
     project_dir,
     scoring_text,
     shape_for,
@@ -86,7 +89,9 @@ def quiet_search(verbose: bool = False) -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
-def _hypermodel(family: str, x: Any, data: Any, regularizer: list[str]) -> Any:
+def _hypermodel(family: str, x: Any, data: Any, regularizer: list[str], prep: dict[str, Any]) -> Any:
+    """The hypermodel of ``--family``, with ``--regularizer`` and the data
+    preparation of `ktplus.cli._data.prep_options`."""
     import ktplus
 
     classes = {"dense": ktplus.DenseHyperModel, "conv": ktplus.ConvHyperModel,
@@ -94,7 +99,7 @@ def _hypermodel(family: str, x: Any, data: Any, regularizer: list[str]) -> Any:
     reg: Any = ["l1", "l2", "l1_l2", None] if regularizer == ["tune"] else [
         None if r == "none" else r for r in regularizer]
     reg = reg[0] if len(reg) == 1 else reg
-    kwargs: dict[str, Any] = {"regularizer": reg}
+    kwargs: dict[str, Any] = {"regularizer": reg, **prep}
     if data.task == "regression":
         kwargs["task"] = "regression"
     else:
@@ -135,6 +140,23 @@ def _tuner_options(args: argparse.Namespace) -> dict[str, Any]:
 def _space_signature(hps: Any) -> dict[str, Any]:
     return {hp.name: {k: v for k, v in hp.get_config().items() if k not in ("default", "conditions")}
             for hp in hps.space if not hp.name.startswith("tuner/")}
+
+
+#: The flags behind hyperparameters whose space a command sets (names without an ``auto`` family
+#: scope such as ``conv/``), to name in a refused resume.
+SPACE_FLAGS = {"regularizer": "--regularizer", "regularizer_strength": "--regularizer",
+               "normalization": "--normalize", "class_weight": "--class-weight",
+               **{f"augment_{n}": "--augment" for n in ("flip", "rotation", "zoom", "translation", "crop")}}
+
+
+def _space_flags(names: list[str]) -> list[str]:
+    """The flags that set the hyperparameters ``names`` (`SPACE_FLAGS`), once each.
+
+    >>> _space_flags(["conv/augment_zoom", "normalization", "dense/normalization", "units_0"])
+    ['--augment', '--normalize']
+    """
+    flags = [SPACE_FLAGS.get(n.rsplit("/", 1)[-1]) for n in names]
+    return sorted({f for f in flags if f})
 
 
 def _search_record(args: argparse.Namespace, objectives: list[str]) -> dict[str, Any]:
@@ -185,8 +207,10 @@ def _check_same_search(project_dir: str, hypermodel: Any, args: argparse.Namespa
     ours, theirs = _space_signature(fresh), _space_signature(saved)
     if ours != theirs:
         changed = sorted(set(ours) ^ set(theirs)) or sorted(k for k in ours if ours[k] != theirs[k])
+        flags = _space_flags(changed)
+        same = f"the same {' and '.join(flags)} as before to resume it, " if flags else ""
         raise CLIError(f"ktplus: {project_dir} holds a search with a different search space (differs in: "
-                       f"{', '.join(changed[:6])}); use --overwrite to replace it or another --project")
+                       f"{', '.join(changed[:6])}); use {same}--overwrite to replace it or another --project")
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -206,6 +230,7 @@ def run_search(args: argparse.Namespace) -> int:
     data = load_data(args)
     objectives = objectives_for(args, data)
     x, family = shape_for(args.family, data)
+    prep = prep_options(args, data, x, family)
     splits = make_splits(args, data, x)
     if args.role != "worker":
         check_same_split(args, project_dir(args, data)[1])
@@ -221,17 +246,17 @@ def run_search(args: argparse.Namespace) -> int:
     # first import, and those must outlive the search like any other import's.
     import_quietly()
     with quiet_search(args.verbose):
-        return _search(args, data, objectives, family, x, splits, columns)
+        return _search(args, data, objectives, family, x, splits, prep, columns)
 
 
 def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: str, x: Any, splits: Splits,
-            columns: list[str] | None = None) -> int:
+            prep: dict[str, Any], columns: list[str] | None = None) -> int:
     import keras
 
     from ktplus._atomic import atomic_write_json
     from ktplus.results import format_table
 
-    hypermodel = _hypermodel(family, x, data, args.regularizer)
+    hypermodel = _hypermodel(family, x, data, args.regularizer, prep)
     project, where = project_dir(args, data)
     tuner_cls, tuner_kwargs = _tuner_class(args.tuner)
     if not args.overwrite and args.role != "worker":
@@ -261,10 +286,10 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
                           {**data_record(args, data), **_search_record(args, objectives)})
     scoring = scoring_text(args, objectives)
     if not args.role:
-        scaled = (f"; features standardized with the mean and std of all {len(splits.fit[0])} non-test "
-                  "samples" if args.cv and splits.mean is not None else "")
+        preparation = prep_text(prep)
         print(f"ktplus: {args.tuner} search of {family} models on {data.name} ({splits.describe()}), "
-              f"{task_summary(args, data)}, {scoring}{scaled}; logs in {where}", flush=True)
+              f"{task_summary(args, data)}, {scoring}{', ' + preparation if preparation else ''}; logs in "
+              f"{where}", flush=True)
     start = time.time()
     search_kwargs: dict[str, Any] = {} if args.tuner == "hyperband" else {"epochs": args.epochs}
     if splits.val is not None:
@@ -321,13 +346,14 @@ def _export(args: argparse.Namespace, tuner: Any, data: Any, x: Any, splits: Spl
             columns: list[str] | None) -> str:
     """Refits the best configuration on every non-test row and saves it to
     ``--export`` with its preprocessing and metadata (`ktplus.cli._export`)."""
-    from ktplus.cli._export import export_metadata, save_export, wrap
+    from ktplus.cli._export import export_metadata, model_normalization, save_export, wrap
 
     trial = _best_trial(tuner)
     model = tuner.refit(*splits.rest, verbose=1 if args.verbose else 0)
-    meta = export_metadata(args, data, x.shape[1:], splits, trial, class_names(data), columns)
+    meta = export_metadata(args, data, x.shape[1:], splits, trial, class_names(data), columns,
+                           model_normalization(model))
     try:
-        save_export(wrap(model, data.x.shape[1:], x.shape[1:], splits.mean, splits.std), args.export, meta)
+        save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.export, meta)
     except OSError as e:
         raise CLIError(f"ktplus: --export: cannot write {args.export}: {e.strerror or e}") from None
     example = "FILE.csv" if meta["source"] == "csv" else "FILE.npz"

@@ -1,17 +1,17 @@
-"""How ``ktplus search`` divides and scales the data: ``--test-split``, then
-the validation split or ``--cv``, then standardization.
+"""How ``ktplus search`` divides the data: ``--test-split``, then the
+validation split or ``--cv``.
 
 1. ``--test-split F`` holds out a fraction of the rows first (stratified for
    classification, seeded by ``--seed``); the search never sees them.
 2. Without ``--cv`` the rest is split into train and validation
    (``--validation-split``, default 0.2) as before; with ``--cv K`` all of
    the rest goes to the search, which makes its own folds.
-3. Tabular features (2-D, not images) are standardized with the mean and
-   standard deviation of the data the search fits on: the train part, or
-   with ``--cv`` all the non-test rows (so each fold's validation rows share
-   in the statistics: a small optimism, the usual price of scaling once
-   instead of per fold). The same statistics scale the test rows and the
-   refit data, and go into an exported model as a Normalization layer.
+
+The rows stay raw: scaling is the model's own (``--normalize``, a
+Normalization layer whose statistics come from the data each fit trains
+on, so with ``--cv`` from each fold's training part only), so the test rows,
+the refit data and an exported model all take the features as the data
+source holds them.
 
 The split settings are recorded in the project directory (`DATA_FILE`) so a
 resumed search cannot silently change which rows are held out. Nothing here
@@ -37,21 +37,18 @@ DEFAULT_VALIDATION_SPLIT = 0.2
 
 @dataclass
 class Splits:
-    """The arrays of one search, as the models take them (shaped and scaled).
+    """The arrays of one search, shaped as the models take them (raw values).
 
     ``fit`` is what ``tuner.search`` trains on (the train part, or all the
     non-test rows with ``--cv``), ``val`` the validation part (None with
     ``--cv``), ``test`` the held-out rows (None without ``--test-split``),
-    ``rest`` every non-test row (for ``--export``'s refit). ``mean``/``std``
-    are the standardization statistics, None when the data is not scaled.
+    ``rest`` every non-test row (for ``--export``'s refit).
     """
 
     fit: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray] | None
     test: tuple[np.ndarray, np.ndarray] | None
     rest: tuple[np.ndarray, np.ndarray]
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
 
     def describe(self) -> str:
         """The sizes: ``"96 train / 24 validation / 30 test samples"``, or
@@ -61,11 +58,6 @@ class Splits:
                 f", {len(self.test[0])} held out for test" if self.test is not None else "")
         text = f"{len(self.fit[0])} train / {len(self.val[0])} validation"
         return text + (f" / {len(self.test[0])} test" if self.test is not None else "") + " samples"
-
-
-def _scale(part: tuple[np.ndarray, np.ndarray] | None, mean: np.ndarray, std: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray] | None:
-    return None if part is None else (((part[0] - mean) / std).astype("float32"), part[1])
 
 
 def _check_folds(cv: int, y: np.ndarray, classification: bool) -> None:
@@ -114,12 +106,7 @@ def make_splits(args: argparse.Namespace, data: Any, x: np.ndarray) -> Splits:
         if len(val[0]) < 1 or len(fit[0]) < 2:
             raise CLIError(f"ktplus: --validation-split {fraction} leaves no data to train or validate on "
                            f"({len(rest[0])} rows" + (" after --test-split)" if test is not None else ")"))
-    if data.image_shape is not None or x.ndim != 2:
-        return Splits(fit, val, test, rest)
-    mean, std = datasets.feature_stats(fit[0])
-    scaled = [_scale(part, mean, std) for part in (fit, val, test, rest)]
-    assert scaled[0] is not None and scaled[3] is not None
-    return Splits(scaled[0], scaled[1], scaled[2], scaled[3], mean, std)
+    return Splits(fit, val, test, rest)
 
 
 def split_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -27,7 +27,15 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from ktplus.cli._data import load_data, maximized, objectives_for, project_dir, scoring_text, shape_for
+from ktplus.cli._data import (
+    load_data,
+    maximized,
+    objectives_for,
+    prep_options,
+    project_dir,
+    scoring_text,
+    shape_for,
+)
 from ktplus.cli._errors import CLIError
 from ktplus.cli._progress import Progress
 from ktplus.cli._splits import check_same_split, make_splits
@@ -115,7 +123,8 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     data = load_data(args)  # fail fast, in this process, before starting anything
     objectives = objectives_for(args, data)
-    x, _ = shape_for(args.family, data)
+    x, family = shape_for(args.family, data)
+    prep_options(args, data, x, family)
     make_splits(args, data, x)
     _, where = project_dir(args, data)
     check_same_split(args, where)
