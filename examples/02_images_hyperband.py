@@ -7,7 +7,7 @@ learning-rate decay and early stopping.
 
 from __future__ import annotations
 
-from _common import budget, directory
+from _common import budget, directory, rows
 
 import ktplus
 from ktplus import datasets
@@ -17,6 +17,7 @@ def main() -> dict[str, float]:
     data = datasets.load("digits")
     images = data.x.reshape(-1, *data.image_shape)
     (x, y), (xv, yv) = datasets.split(images, data.y, fractions=(0.2,), seed=0)
+    x, y = rows(x, y)
     scores = {}
     for name, hypermodel in {
         "conv": ktplus.ConvHyperModel(input_shape=(8, 8, 1), num_classes=10, filters=(16, 64)),

@@ -8,7 +8,7 @@ crop augmentation to train with. Then the best models on a held-out test set.
 
 from __future__ import annotations
 
-from _common import budget, directory
+from _common import budget, directory, rows
 
 import ktplus
 from ktplus import datasets
@@ -18,6 +18,7 @@ def main() -> float:
     data = datasets.load("digits")  # pixels already scaled to [0, 1] (/ 16)
     images = data.x.reshape(-1, *data.image_shape)  # (n, 8, 8, 1)
     (x, y), (xv, yv), (xt, yt) = datasets.split(images, data.y, fractions=(0.15, 0.15), seed=0)
+    x, y = rows(x, y)
     hypermodel = ktplus.ConvHyperModel(
         input_shape=(8, 8, 1),
         num_classes=10,
