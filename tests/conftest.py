@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One TensorFlow thread per pool: the tests' models are tiny, and on CI's two
+# cores two pytest workers (and the subprocesses the tests start, which
+# inherit this) only contend when each also runs its own thread pools.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,5 +1,11 @@
 """A real keras-tuner chief and two workers on 127.0.0.1, with ktplus's
-features, and a worker killed with SIGKILL mid-trial."""
+features, and a worker killed with SIGKILL mid-trial.
+
+Each cluster costs three processes that import TensorFlow, so each run
+serves several tests: ``cluster`` (GridSearch, keras-tuner's own oracle, every
+process finishing, beside a stray worker on another directory) and
+``optuna_cluster`` (OptunaSearch, a worker killed mid-trial); the
+stalled-worker test runs GridSearch again."""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 import ktplus
 from tests.logging.tbserver import free_port
@@ -26,8 +34,8 @@ def start(directory, tuner_id, port, **env):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_cluster(directory, worker_env=None, timeout=300, **env):
-    port = free_port()
+def run_cluster(directory, worker_env=None, timeout=300, port=None, **env):
+    port = port or free_port()
     chief = start(directory, "chief", port, **env)
     workers = [start(directory, f"tuner{i}", port, **env, **(worker_env or {}).get(i, {}))
                for i in range(2)]
@@ -58,11 +66,44 @@ def sessions(run_dir):
     return n
 
 
-def test_chief_and_two_workers_finish_with_every_feature(tmp_path):
-    results = run_cluster(tmp_path)
-    for name, (code, _, err) in results.items():
+def requeued_trials(chief_stderr, worker):
+    """The trials the chief re-queued after losing ``worker``."""
+    return re.findall(rf"worker {worker} stopped responding .* during trial (\d+); the trial is re-queued",
+                      chief_stderr)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """GridSearch: the chief and workers tuner0 and tuner1, plus a stray
+    worker whose directory is not the chief's. Returns the project, each
+    process's (code, stdout, stderr) and the stray worker's directory."""
+    root = tmp_path_factory.mktemp("grid")
+    port = free_port()
+    stray = start(root / "other", "tuner2", port, WORKER_TIMEOUT=3)
+    try:
+        results = run_cluster(root, port=port)
+        out, err = stray.communicate(timeout=120)
+        results["stray"] = (stray.returncode, out, err)
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+    return root / "d", results, root / "other"
+
+
+@pytest.fixture(scope="module")
+def optuna_cluster(tmp_path_factory):
+    """OptunaSearch: the chief and two workers, tuner1 SIGKILLed at its 3rd
+    epoch (mid-trial). Returns the project and each process's results."""
+    root = tmp_path_factory.mktemp("optuna")
+    results = run_cluster(root, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna")
+    return root / "d", results
+
+
+def test_chief_and_two_workers_finish_with_every_feature(cluster):
+    project, results, _ = cluster
+    for name in ("chief", "tuner0", "tuner1"):
+        code, _, err = results[name]
         assert code == 0, f"{name}: {err[-3000:]}"
-    project = tmp_path / "d"
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
@@ -82,26 +123,20 @@ def test_chief_and_two_workers_finish_with_every_feature(tmp_path):
     assert report.returncode == 0 and len(json.loads(report.stdout)) == 6
 
 
-def requeued_trials(chief_stderr, worker):
-    """The trials the chief re-queued after losing ``worker``."""
-    return re.findall(rf"worker {worker} stopped responding .* during trial (\d+); the trial is re-queued",
-                      chief_stderr)
-
-
-def test_a_worker_killed_mid_trial_does_not_hang_the_search(tmp_path):
-    results = run_cluster(tmp_path, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4)
+def test_a_worker_killed_mid_trial_does_not_hang_the_search(optuna_cluster):
+    project, results = optuna_cluster
     assert results["tuner1"][0] == -signal.SIGKILL
     assert results["tuner0"][0] == 0, results["tuner0"][2][-3000:]
     assert results["chief"][0] == 0, results["chief"][2][-3000:]  # the chief exited
     requeued = requeued_trials(results["chief"][2], "tuner1")
     assert len(requeued) == 1, results["chief"][2][-3000:]
-    frame = ktplus.load_results(tmp_path / "d")
+    frame = ktplus.load_results(project)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
     # The killed trial was re-run to the end by the other worker.
     killed = requeued[0]
-    assert curves(tmp_path / "d")[killed]["worker"] == "tuner0"
-    assert curves(tmp_path / "d")[killed]["state"] in ("completed", "pruned")
+    assert curves(project)[killed]["worker"] == "tuner0"
+    assert curves(project)[killed]["state"] in ("completed", "pruned")
 
 
 def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
@@ -159,19 +194,12 @@ def test_a_heartbeat_never_seen_is_not_a_lost_worker_but_an_unshared_directory(t
     assert monitor.error and "never appeared" in monitor.error and "share the project directory" in monitor.error
 
 
-def test_a_worker_on_another_directory_stops_with_a_clear_error(tmp_path):
-    port = free_port()
-    chief = start(tmp_path / "a", "chief", port, WORKER_TIMEOUT=3)
-    worker = start(tmp_path / "b", "tuner0", port, WORKER_TIMEOUT=3)
-    try:
-        _, err = worker.communicate(timeout=120)
-    finally:
-        for proc in (chief, worker):
-            if proc.poll() is None:
-                proc.kill()
-    assert worker.returncode != 0
+def test_a_worker_on_another_directory_stops_with_a_clear_error(cluster):
+    _, results, other = cluster
+    code, _, err = results["stray"]
+    assert code != 0
     assert "cannot see the chief's marker" in err and "share the project directory" in err
-    assert not list((tmp_path / "b" / "d").glob("trial_*"))  # it ran no trial
+    assert not list((other / "d").glob("trial_*"))  # it ran no trial
 
 
 def test_cli_workers_runs_a_local_chief_and_workers(tmp_path):
@@ -189,15 +217,14 @@ def test_cli_workers_runs_a_local_chief_and_workers(tmp_path):
     assert {"chief.log", "tuner0.log", "tuner1.log"} <= {p.name for p in logs.iterdir()}
 
 
-def test_optuna_on_the_chief_with_two_workers_and_a_lost_one(tmp_path):
+def test_optuna_on_the_chief_with_two_workers_and_a_lost_one(optuna_cluster):
     """OptunaSearch: the sampler lives on the chief, a killed worker's trial
     is re-queued and told once it ends, every trial reaches the study."""
-    results = run_cluster(tmp_path, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna")
+    project, results = optuna_cluster
     assert results["tuner1"][0] == -signal.SIGKILL
     assert results["tuner0"][0] == 0, results["tuner0"][2][-3000:]
     assert results["chief"][0] == 0, results["chief"][2][-3000:]
     assert len(requeued_trials(results["chief"][2], "tuner1")) == 1, results["chief"][2][-3000:]
-    project = tmp_path / "d"
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}

@@ -35,19 +35,41 @@ def trial_values(project):
     return out
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "cmaes"])
-def test_a_killed_search_resumes_with_the_sampler_knowing_every_trial(tmp_path, sampler):
-    killed = run_child(tmp_path, SAMPLER=sampler, TRIALS=9, KILL_AFTER=4)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    project = tmp_path / "p"
-    before = trial_values(project)
-    assert len(before) == 4 and all(status == "COMPLETED" for status, _ in before.values())
-    state = json.loads((project / "oracle.json").read_text())["optuna"]
-    assert set(state["trial_system_attrs"]) == set(before)
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """Both samplers' searches, killed after their 4th trial and resumed,
+    in three processes: [tpe killed], [tpe resumed, cmaes killed], [cmaes
+    resumed]. Returns the directory, each project's trials when its search
+    was killed, and each resumed search's line of output."""
+    directory = tmp_path_factory.mktemp("resume")
+    before, state = {}, {}
 
-    resumed = run_child(tmp_path, SAMPLER=sampler, TRIALS=9)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "trials 9 9" in resumed.stdout  # exactly max_trials, one Optuna trial each
+    def killed(sampler):
+        before[sampler] = trial_values(directory / f"p_{sampler}")
+        state[sampler] = json.loads((directory / f"p_{sampler}" / "oracle.json").read_text())["optuna"]
+
+    runs = [run_child(directory, SEARCHES="tpe:4", TRIALS=9)]
+    assert runs[-1].returncode == -signal.SIGKILL, runs[-1].stderr[-2000:]
+    killed("tpe")
+    runs.append(run_child(directory, SEARCHES="tpe,cmaes:4", TRIALS=9))
+    assert runs[-1].returncode == -signal.SIGKILL, runs[-1].stderr[-2000:]
+    killed("cmaes")
+    runs.append(run_child(directory, SEARCHES="cmaes", TRIALS=9))
+    assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
+    lines = {sampler: [line for run in runs[1:] for line in run.stdout.splitlines()
+                       if line.startswith(f"trials {sampler} ")] for sampler in ("tpe", "cmaes")}
+    return directory, before, state, lines
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes"])
+def test_a_killed_search_resumes_with_the_sampler_knowing_every_trial(resumed, sampler):
+    directory, killed_before, killed_state, lines = resumed
+    project = directory / f"p_{sampler}"
+    before = killed_before[sampler]
+    assert len(before) == 4 and all(status == "COMPLETED" for status, _ in before.values())
+    assert set(killed_state[sampler]["trial_system_attrs"]) == set(before)
+
+    assert lines[sampler] == [f"trials {sampler} 9 9"]  # exactly max_trials, one Optuna trial each
     after = trial_values(project)
     assert len(after) == 9 and all(status == "COMPLETED" for status, _ in after.values())
     assert {t: after[t] for t in before} == before  # finished trials untouched
@@ -60,7 +82,7 @@ def test_a_killed_search_resumes_with_the_sampler_knowing_every_trial(tmp_path, 
 
     # A tuner reloading the finished project rebuilds the study from the records.
     tuner = ktplus.OptunaSearch(Synthetic(), objective=keras_tuner.Objective("loss", "min"), max_trials=9,
-                                sampler=sampler, seed=5, directory=tmp_path, project_name="p",
+                                sampler=sampler, seed=5, directory=directory, project_name=f"p_{sampler}",
                                 tensorboard=False)
     study = tuner.oracle.study
     assert len(study.trials) == 9 and all(f.state == TrialState.COMPLETE for f in study.trials)

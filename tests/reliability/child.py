@@ -1,7 +1,8 @@
 """A search run in a subprocess by the kill-and-resume tests.
 
 Environment: KILL_MODE (none, epoch, checkpoint, json, between) and KILL_AT
-(the how-many-th event to die at, with SIGKILL, in this process).
+(the how-many-th event to die at, with SIGKILL, in this process). Before
+dying it prints the trial it was in ("killed in trial <id>").
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import numpy as np
 MODE = os.environ.get("KILL_MODE", "none")
 AT = int(os.environ.get("KILL_AT", "1"))
 _count = {"n": 0}
+_trial = {"id": None}
 
 
 def _maybe_die() -> None:
     _count["n"] += 1
     if _count["n"] == AT:
+        print(f"killed in trial {_trial['id']}", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -56,6 +59,10 @@ def main(directory: str) -> None:
                 _maybe_die()
 
     class Search(ktplus.RandomSearch):
+        def on_trial_begin(self, trial):
+            _trial["id"] = trial.trial_id
+            super().on_trial_begin(trial)
+
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             if MODE == "between":

@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import ktplus
 
 CHILD = Path(__file__).with_name("child.py")
@@ -56,19 +54,33 @@ def count_tags(run_dir: Path, tag: str) -> list[int]:
     return steps
 
 
-@pytest.mark.parametrize(("mode", "at"), [
-    ("epoch", 5),        # mid-trial: the 2nd epoch of the 2nd trial
-    ("checkpoint", 2),   # while the 2nd trial's weights file is half written
-    ("json", 3),         # inside a trial.json write, after the data, before the rename
-    ("between", 2),      # after the 2nd trial ended, before the 3rd
-])
-def test_kill_and_resume(mode, at, tmp_path):
-    killed = run_child(tmp_path, mode, at)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+# One project, killed four times at four different points, each run resuming
+# what the previous one left (a resumed run re-runs the interrupted trial
+# first), then a last run that finishes: five processes instead of eight,
+# and every resume also starts from another kind of wreck.
+KILLS = [
+    # (mode, at, the trial it dies in, the trials finished when it dies)
+    ("json", 3, "0", []),                      # inside trial 0's trial.json write, after the data, before the rename
+    ("epoch", 5, "1", ["0"]),                  # mid-trial: the 2nd epoch of the 2nd trial it runs
+    ("checkpoint", 2, "2", ["0", "1"]),        # while trial 2's weights file is half written
+    ("between", 1, "2", ["0", "1", "2"]),      # after the re-run trial 2 ended, before trial 3
+]
+
+
+def test_kill_and_resume(tmp_path):
     project = tmp_path / "p"
-    before = finished_trials(project)
-    tb_before = tensorboard_files(project, before)
-    assert before or mode != "between"
+    snapshots: dict[str, bytes] = {}
+    tb_snapshots: dict[str, bytes] = {}
+    for mode, at, trial, finished in KILLS:
+        killed = run_child(tmp_path, mode, at)
+        assert killed.returncode == -signal.SIGKILL, (mode, killed.stderr[-2000:])
+        assert f"killed in trial {trial}" in killed.stdout, (mode, killed.stdout)
+        before = finished_trials(project)
+        assert sorted(before) == finished, mode
+        for tid, content in snapshots.items():  # what an earlier run finished is still untouched
+            assert before[tid] == content, (mode, tid)
+        tb_snapshots.update(tensorboard_files(project, before.keys() - snapshots.keys()))
+        snapshots.update(before)
 
     resumed = run_child(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -76,9 +88,9 @@ def test_kill_and_resume(mode, at, tmp_path):
 
     after = finished_trials(project)
     assert sorted(after) == ["0", "1", "2", "3"]
-    for tid, content in before.items():  # finished trials untouched
+    for tid, content in snapshots.items():  # finished trials untouched
         assert after[tid] == content
-    for path, content in tb_before.items():
+    for path, content in tb_snapshots.items():
         assert Path(path).read_bytes() == content
     frame = ktplus.load_results(project)
     assert len(frame) == 4 and frame["trial_id"].is_unique

@@ -29,7 +29,8 @@ def data():
 
 
 def make(cls, hypermodel, tmp_path, **kwargs):
-    budget = {"max_epochs": 4, "hyperband_iterations": 1} if cls is ktplus.Hyperband else {"max_trials": 3}
+    # Hyperband: a bracket of three 1-epoch trials, one continued to 3 epochs, and two 3-epoch trials.
+    budget = {"max_epochs": 3, "hyperband_iterations": 1} if cls is ktplus.Hyperband else {"max_trials": 2}
     kwargs.setdefault("objective", "val_accuracy")
     return cls(hypermodel, directory=tmp_path, project_name="p", seed=0, **budget, **kwargs)
 
@@ -186,7 +187,7 @@ def test_pruning_stops_a_bad_trial_and_leaves_good_ones(objective, data, tmp_pat
     tuner = ktplus.GridSearch(build, objective=objective, max_trials=3,
                               pruning=ktplus.MedianPruner(n_startup_trials=2, n_warmup_epochs=2),
                               directory=tmp_path, project_name="prune")
-    tuner.search(x, y, validation_data=val, epochs=10, verbose=0)
+    tuner.search(x, y, validation_data=val, epochs=5, verbose=0)
     by_lr = {t.hyperparameters.get("lr"): t for t in tuner.oracle.trials.values()}
     assert trial_metric(by_lr[0.0], "pruned") == 1.0
     # Optuna's warmup: epochs 0 and 1 (0-based) never prune; the third epoch can.
@@ -195,7 +196,7 @@ def test_pruning_stops_a_bad_trial_and_leaves_good_ones(objective, data, tmp_pat
     assert by_lr[0.0].status == "COMPLETED" and by_lr[0.0].score is not None  # counts with its best
     for lr in (0.05, 0.03):
         assert trial_metric(by_lr[lr], "pruned") == 0.0
-        assert trial_metric(by_lr[lr], "epochs_run") == 10
+        assert trial_metric(by_lr[lr], "epochs_run") == 5
     best = tuner.oracle.get_best_trials(1)[0]
     assert best.hyperparameters.get("lr") != 0.0
 
@@ -211,16 +212,18 @@ def test_hyperband_with_schedule_and_early_stopping(data, tmp_path):
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
-    tuner = ktplus.Hyperband(build, objective="val_accuracy", max_epochs=9, factor=3,
+    # max_epochs=3, factor=3: a bracket of three 1-epoch trials whose best continues to epoch 3, and
+    # a bracket of two 3-epoch trials (6 trials; 9 and 3 ran 20 for the same check).
+    tuner = ktplus.Hyperband(build, objective="val_accuracy", max_epochs=3, factor=3,
                              lr_decay="cosine", early_stopping=20, directory=tmp_path, project_name="hb")
     tuner.search(x, y, validation_data=val, verbose=0, callbacks=[RecordLR(log)])
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert rows
     for _, epoch, lr in rows:  # absolute epochs: continuations continue the schedule
-        assert lr == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * epoch / 9)), rel=1e-5)
+        assert lr == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * epoch / 3)), rel=1e-5)
     continued = [t for t in tuner.oracle.trials.values() if t.hyperparameters.get("tuner/initial_epoch") > 0]
     assert continued, "Hyperband ran no continuation"
-    assert any(epoch >= 3 for _, epoch, _ in rows)
+    assert any(epoch >= 1 for _, epoch, _ in rows)
 
 
 def test_nan_loss_fails_the_trial(data, tmp_path):
