@@ -39,8 +39,8 @@ def preview_grid(inference: np.ndarray, draws: list[np.ndarray]) -> np.ndarray:
     then each training draw.
 
     >>> x = np.zeros((2, 8, 8, 1), "float32")
-    >>> preview_grid(x, [x + 1.0]).shape
-    (104, 104, 1)
+    >>> preview_grid(x, [x + 1.0]).shape  # 2 rows, 2 columns of 48-pixel cells, 2-pixel gaps
+    (102, 102, 1)
     """
     n, h, w = inference.shape[:3]
     scale = max(1, -(-MIN_CELL // max(h, w)))

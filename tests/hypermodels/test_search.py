@@ -10,23 +10,29 @@ import ktplus
 
 THRESHOLD = 0.85  # digits has 10 classes: chance is 0.10
 
-
+# Batches of 16 (84 steps an epoch): the conv and residual families' batch
+# normalization needs steps, not epochs, before its moving statistics serve
+# validation; the residual family learns slowest. The whole validation set
+# in one batch. Best scores with search seeds 1-4, single-threaded
+# TensorFlow: 0.92-0.99 for each family (in batches of 32 for 8 epochs the
+# residual family scored 0.44-0.87).
 @pytest.mark.parametrize(
-    ("cls", "images", "kwargs"),
+    ("cls", "images", "kwargs", "epochs"),
     [
-        (ktplus.DenseHyperModel, False, dict(units=(32, 128))),
-        (ktplus.ConvHyperModel, True, dict(conv_blocks=(1, 2), filters=(8, 32))),
-        (ktplus.ResidualHyperModel, True, dict(stages=(1, 2), blocks_per_stage=1, filters=(8, 16))),
-        (ktplus.AutoHyperModel, True, dict()),
+        (ktplus.DenseHyperModel, False, dict(units=(32, 128)), 4),
+        (ktplus.ConvHyperModel, True, dict(conv_blocks=(1, 2), filters=(8, 32)), 4),
+        (ktplus.ResidualHyperModel, True, dict(stages=(1, 2), blocks_per_stage=1, filters=(8, 16)), 6),
+        (ktplus.AutoHyperModel, True, dict(), 4),
     ],
     ids=["dense", "conv", "residual", "auto"],
 )
-def test_random_search_reaches_accuracy(cls, images, kwargs, digits, digits_images, tmp_path):
+def test_random_search_reaches_accuracy(cls, images, kwargs, epochs, digits, digits_images, tmp_path):
     (x, y), (xv, yv) = digits_images if images else digits
     hm = cls(input_shape=x.shape[1:], num_classes=10, learning_rate=(1e-3, 1e-2), **kwargs)
     tuner = keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=3, seed=1,
                                      directory=tmp_path, project_name="p")
-    tuner.search(x, y, validation_data=(xv, yv), epochs=8, verbose=0)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=16,
+                 validation_batch_size=len(xv), verbose=0)
     best = tuner.oracle.get_best_trials(1)[0]
     assert best.score >= THRESHOLD, (best.score, best.hyperparameters.values)
     model = tuner.get_best_models(1)[0]
