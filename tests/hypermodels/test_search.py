@@ -8,14 +8,18 @@ import pytest
 
 import ktplus
 
-THRESHOLD = 0.85  # digits has 10 classes: chance is 0.10
+THRESHOLD = 0.8  # digits has 10 classes: chance is 0.10; the runs below scored 0.93 and up
 
-# Batches of 16 (84 steps an epoch): the conv and residual families' batch
-# normalization needs steps, not epochs, before its moving statistics serve
-# validation; the residual family learns slowest. The whole validation set
-# in one batch. Best scores with search seeds 1-4, single-threaded
-# TensorFlow: 0.92-0.99 for each family (in batches of 32 for 8 epochs the
-# residual family scored 0.44-0.87).
+# Batches of 16 (84 steps an epoch): batch normalization (on in the conv and
+# residual families) needs steps, not epochs, before its moving statistics
+# serve validation, and the residual family learns slowest; the validation
+# set in one batch. Best scores with search seeds 1-3 (residual: 1-4),
+# single-threaded TensorFlow: dense 0.955-0.964, conv 0.967-0.969, auto
+# 0.973-0.991, residual 0.929-0.989 (in batches of 32 for 8 epochs the
+# residual family scored 0.437-0.869: seed 1 alone 0.824 to 0.98 by thread
+# timing).
+
+
 @pytest.mark.parametrize(
     ("cls", "images", "kwargs", "epochs"),
     [
