@@ -103,3 +103,30 @@ def adopt_oracle(oracle: Any) -> None:
     cls = _ADOPTED.get(type(oracle))
     if cls is not None:
         oracle.__class__ = cls
+
+
+def retry_unrecorded(oracle: Any) -> list[str]:
+    """Sends to keras-tuner's retry queue the trials saved as RUNNING that the
+    oracle's state does not know were started.
+
+    keras-tuner's ``create_trial`` writes the new trial's ``trial.json``, then
+    ``oracle.json``; a kill between the two leaves a trial that a reload
+    counts (its id is taken, it uses up ``max_trials``) but never runs, so a
+    resumed search ends with it still "running". keras-tuner retries the
+    trials ``oracle.json`` records as ongoing; this retries those it missed
+    the same way (recording their values as tried).
+
+    Returns:
+        The ids sent for retry.
+    """
+    started = set(getattr(oracle, "start_order", ()))
+    queued = set(getattr(oracle, "_retry_queue", ()))
+    lost = sorted(tid for tid, t in oracle.trials.items()
+                  if t.status == TrialStatus.RUNNING and tid not in started and tid not in queued)
+    for tid in lost:
+        oracle.start_order.append(tid)
+        oracle._retry_queue.append(tid)
+        oracle._record_values(oracle.trials[tid])
+    if lost:
+        oracle.save()
+    return lost

@@ -35,7 +35,7 @@ from ktplus.tuners._data_prep import adapt_hypermodel, training_data
 from ktplus.tuners._fast_path import FastPath
 from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
-from ktplus.tuners._oracles import adopt_oracle
+from ktplus.tuners._oracles import adopt_oracle, retry_unrecorded
 from ktplus.tuners._recorder import TrialRecorder
 from ktplus.tuners._validate import validate_search_inputs
 
@@ -206,6 +206,8 @@ class Tuner(TunerHooks):
         self._given_seed = kwargs.get("seed")  # keras-tuner's oracles replace 0 or None by a random seed
         with atomic_state_writes(os.fspath(directory or ".")):
             super().__init__(*args, **kwargs)
+            if local_oracle(self.oracle) is self.oracle:  # a worker's client oracle holds no trials
+                retry_unrecorded(self.oracle)
         adopt_oracle(self.oracle)
         if isinstance(options.lr_decay, _schedules.TunedLRDecay):
             space = self.oracle.get_space()

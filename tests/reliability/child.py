@@ -1,6 +1,6 @@
 """A search run in a subprocess by the kill-and-resume tests.
 
-Environment: KILL_MODE (none, epoch, checkpoint, json, between) and KILL_AT
+Environment: KILL_MODE (none, epoch, checkpoint, json, created) and KILL_AT
 (the how-many-th event to die at, with SIGKILL, in this process). Before
 dying it prints the trial it was in ("killed in trial <id>").
 """
@@ -53,6 +53,19 @@ def main(directory: str) -> None:
 
         keras.Model.save_weights = save_weights
 
+    if MODE == "created":  # die inside the oracle's create_trial: the new trial.json written, oracle.json not yet
+        import keras_tuner
+
+        real_save_trial = keras_tuner.Oracle._save_trial
+
+        def save_trial(self, trial):
+            new = not os.path.exists(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"))
+            real_save_trial(self, trial)
+            if new:
+                _maybe_die()
+
+        keras_tuner.Oracle._save_trial = save_trial
+
     class Killer(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if MODE == "epoch":
@@ -62,11 +75,6 @@ def main(directory: str) -> None:
         def on_trial_begin(self, trial):
             _trial["id"] = trial.trial_id
             super().on_trial_begin(trial)
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            if MODE == "between":
-                _maybe_die()
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")

@@ -39,11 +39,11 @@ def search(tmp_path, name, trials, **options):
 
 def test_the_gradient_registry_does_not_grow_with_trials_and_every_trial_trains(tmp_path):
     before = gradient_registry_snapshot()
-    tuner = search(tmp_path, "released", 5)
+    tuner = search(tmp_path, "released", 3)
     assert gradient_registry_snapshot() - before == frozenset()
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
-    assert [str(t.status) for t in trials] == ["COMPLETED"] * 5, [t.message for t in trials]
-    for trial in trials:  # trials 1-4 start after a release: each trained, with finite losses
+    assert [str(t.status) for t in trials] == ["COMPLETED"] * 3, [t.message for t in trials]
+    for trial in trials:  # trials 1 and 2 start after a release: each trained, with finite losses
         losses = [float(np.mean(o.value)) for o in trial.metrics.get_history("loss")]
         assert losses and all(math.isfinite(v) for v in losses), (trial.trial_id, losses)
         assert math.isfinite(trial.score)
