@@ -36,8 +36,11 @@ _EXPORTS = {
     "Pruner": "ktplus.training",
     "ThresholdPruner": "ktplus.training",
     "load_results": "ktplus.results",
+    "importance": "ktplus.reporting",
+    "load_pareto_front": "ktplus.reporting",
+    "report": "ktplus.reporting",
 }
-_SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners", "oracles")
+_SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners", "oracles", "reporting")
 
 __all__ = [
     "AutoHyperModel",
@@ -61,8 +64,12 @@ __all__ = [
     "__version__",
     "check_hypermodel",
     "datasets",
+    "importance",
+    "load_pareto_front",
     "load_results",
     "oracles",
+    "report",
+    "reporting",
     "training",
 ]
 
@@ -93,6 +100,7 @@ if TYPE_CHECKING:
         check_hypermodel,
     )
     from ktplus.oracles import OptunaOracle
+    from ktplus.reporting import importance, load_pareto_front, report
     from ktplus.results import load_results
     from ktplus.training import LRDecay, MedianPruner, PercentilePruner, Pruner, ThresholdPruner
     from ktplus.tuners import (

@@ -121,9 +121,12 @@ def write_meta(project_dir: str, objective: Any, tuner: str) -> None:
     from ktplus._atomic import atomic_write_json
 
     name = getattr(objective, "name", None)
-    atomic_write_json(os.path.join(project_dir, META_FILE), {
-        **read_meta(project_dir),
-        "objective": name, "direction": getattr(objective, "direction", "min"), "tuner": tuner})
+    parts = getattr(objective, "objectives", None)  # a MultiObjective's, for the Pareto front
+    record = {**read_meta(project_dir), "objective": name,
+              "direction": getattr(objective, "direction", "min"), "tuner": tuner}
+    if parts:
+        record["objectives"] = [[o.name, o.direction] for o in parts]
+    atomic_write_json(os.path.join(project_dir, META_FILE), record)
 
 
 def record_fit_settings(project_dir: str, fit_kwargs: dict) -> None:
@@ -151,21 +154,21 @@ def _find_project(directory: str) -> str:
                      if candidates else ""))
 
 
-def load_results(directory: str | os.PathLike) -> Any:
-    """Loads a finished or running search's trials as a pandas DataFrame.
+def read_project(directory: str | os.PathLike) -> tuple[str, list[Any], str | None, str, list[str]]:
+    """Reads a search's records from its directory (nothing else).
 
     Args:
-        directory: The project directory (``<directory>/<project_name>``), or
-            a directory holding exactly one project.
+        directory: The project directory, or a directory holding exactly one.
 
     Returns:
-        A DataFrame with one row per trial (see the module docstring); its
-        ``attrs`` hold the objective's name and direction.
+        ``(project_dir, trials, objective, direction, space_names)``: the
+        keras-tuner `Trial` records in trial-directory order, the objective's
+        name and direction (recorded by ktplus, or inferred from a plain
+        keras-tuner search's metrics) and the search space's names in order.
 
-    Example:
-
-    >>> import ktplus
-    >>> ktplus.load_results("runs/digits")  # doctest: +SKIP
+    Raises:
+        ValueError: naming ``directory`` when it holds no search, or a trial
+            file that cannot be read.
     """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
@@ -205,6 +208,26 @@ def load_results(directory: str | os.PathLike) -> Any:
         names = list(dict.fromkeys(hp.name for hp in space.space))
     except (OSError, ValueError, KeyError):
         pass
+    return project, trials, objective, direction, names
+
+
+def load_results(directory: str | os.PathLike) -> Any:
+    """Loads a finished or running search's trials as a pandas DataFrame.
+
+    Args:
+        directory: The project directory (``<directory>/<project_name>``), or
+            a directory holding exactly one project.
+
+    Returns:
+        A DataFrame with one row per trial (see the module docstring); its
+        ``attrs`` hold the objective's name and direction.
+
+    Example:
+
+    >>> import ktplus
+    >>> ktplus.load_results("runs/digits")  # doctest: +SKIP
+    """
+    _, trials, objective, direction, names = read_project(directory)
     return results_frame(trials, objective, direction, names)
 
 

@@ -280,12 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ktplus", description="Hyperparameter search for Keras models, with no code.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_search(sub)
-    r = sub.add_parser("report", help="the leaderboard of a finished or running search, and its recorded test "
-                                      "evaluation (as a table)")
+    r = sub.add_parser("report", help="the leaderboard of a finished or running search, its recorded test "
+                                      "evaluation (as a table), and an interactive HTML report (--html)")
     r.add_argument("dir", help="the search's project directory, e.g. runs/digits")
     r.add_argument("--format", default="table", choices=("table", "csv", "json"))
     r.add_argument("--top", type=_positive_int, default=None, help="only the N best trials")
     r.add_argument("--plot", metavar="FILE.png", help="also draw the objective per trial and per hyperparameter")
+    r.add_argument("--html", metavar="FILE.html",
+                   help="also write the interactive report (history, learning curves, parallel coordinates, "
+                        "importance, slices, ...): one self-contained file that opens offline")
+    r.add_argument("--importance", default="fanova", choices=("fanova", "ped_anova"),
+                   help="the report's importance method (Optuna's fANOVA or PED-ANOVA; default fanova)")
     t = sub.add_parser("tensorboard", help="serve a search's TensorBoard logs on 127.0.0.1")
     t.add_argument("dir", help="the search's project directory, e.g. runs/digits")
     t.add_argument("--port", type=_non_negative_int, default=0, help="port (default: a free one)")

@@ -1,5 +1,6 @@
 """``ktplus report DIR``: a search's leaderboard as a table, CSV or JSON,
-and optionally a PNG of the objective per trial and per hyperparameter.
+optionally a PNG of the objective per trial and per hyperparameter
+(``--plot``) and the interactive HTML report (``--html``, `ktplus.report`).
 
 As a table, the leaderboard is followed by the Pareto front of a search
 the CLI ran with several objectives (``--objective val_accuracy,num_params``)
@@ -10,7 +11,6 @@ alone, for other programs to read."""
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -26,12 +26,22 @@ def run_report(args: argparse.Namespace) -> int:
     """
     from ktplus.results import format_table, leaderboard, load_results, plot
 
+    if args.html is not None:
+        from ktplus.reporting import check_html_path
+
+        try:
+            check_html_path(args.html, "--html")
+        except ValueError as e:
+            raise CLIError(f"ktplus report: {e}") from None
     try:
         frame = load_results(args.dir)
     except ValueError as e:
         raise CLIError(f"ktplus report: {e}") from None
     if args.format == "table":
-        objectives = _objectives(args.dir)
+        from ktplus.reporting import load_pareto_front
+
+        front = load_pareto_front(args.dir)
+        objectives = list(front.attrs.get("directions", {}))
         if len(objectives) > 1:
             print(f"{len(frame)} trials in {args.dir}, objectives {', '.join(objectives)} (score: "
                   f"{frame.attrs.get('objective')}, {frame.attrs.get('direction')})")
@@ -40,7 +50,7 @@ def run_report(args: argparse.Namespace) -> int:
                   f"({frame.attrs.get('direction')})")
         print(format_table(frame, args.top))
         if len(objectives) > 1:
-            print("\n" + pareto_text(results_pareto_front(frame, objectives), objectives, len(frame)))
+            print("\n" + pareto_text(front, len(frame)))
         evaluation = _evaluation(args.dir)
         if evaluation:
             print("\n" + evaluation)
@@ -56,54 +66,26 @@ def run_report(args: argparse.Namespace) -> int:
         except OSError as e:
             raise CLIError(f"ktplus report: cannot write {args.plot}: {e.strerror}") from None
         print(f"plot written to {args.plot}", file=sys.stderr)
+    if args.html:
+        from ktplus.reporting import report
+
+        try:
+            report(args.dir, args.html, importance_method=args.importance)
+        except OSError as e:
+            raise CLIError(f"ktplus report: cannot write {args.html}: {e.strerror or e}") from None
+        print(f"report written to {args.html}", file=sys.stderr)
     return 0
 
 
-def results_pareto_front(frame: Any, objectives: list[str]) -> Any:
-    """The Pareto front of a search read back with `ktplus.load_results`
-    (what `ktplus.Tuner.pareto_front` gives for a live tuner): the completed
-    trials no other completed trial beats in every objective, with
-    ``trial_id``, one column per objective, then the hyperparameters; best
-    first by the first objective (ties in trial order).
-
-    Args:
-        frame: The results table.
-        objectives: The objective names (`ktplus.cli._data.OBJECTIVES` and
-            `BUILTIN_OBJECTIVES`), as ``ktplus search --objective`` recorded them.
-    """
-    import pandas as pd
-
-    from ktplus._pareto import pareto_mask
-    from ktplus.cli._data import maximized
-    from ktplus.results import INFO_COLUMNS
-
-    hps = [c for c in frame.columns if c not in INFO_COLUMNS and not c.startswith("best/")]
-    done = frame[frame["status"] == "completed"]
-    done = done.iloc[pd.to_numeric(done["trial_id"], errors="coerce").argsort(kind="stable")]
-    columns = {n: n if n in INFO_COLUMNS else f"best/{n}" for n in objectives}  # num_params: its own column
-    values = pd.DataFrame({n: done[c] if c in done else math.nan for n, c in columns.items()}, index=done.index)
-    mask = pareto_mask(values.astype(float).to_numpy(), ["max" if maximized(n) else "min" for n in objectives])
-    front = pd.concat([done[["trial_id"]], values, done[hps]], axis=1)[mask]
-    return front.sort_values(objectives[0], ascending=not maximized(objectives[0]), kind="stable")
-
-
-def _objectives(directory: str) -> list[str]:
-    """The objectives ``ktplus search`` recorded for the project, or [] (a
-    search run by other code, or by an older ktplus)."""
-    from ktplus.cli._splits import read_data_file
-    from ktplus.results import _find_project
-
-    names = read_data_file(_find_project(directory)).get("objective")
-    return [str(n) for n in names] if isinstance(names, list) else []
-
-
-def pareto_text(front: Any, objectives: list[str], trials: int) -> str:
+def pareto_text(front: Any, trials: int) -> str:
     """The Pareto front of a multi-objective search (a DataFrame such as
-    `ktplus.Tuner.pareto_front` returns) under a heading."""
-    from ktplus.cli._data import maximized
+    `ktplus.Tuner.pareto_front` or `ktplus.load_pareto_front` returns, its
+    ``attrs["directions"]`` naming each objective's direction) under a heading."""
     from ktplus.results import format_table
 
-    goals = ", ".join(f"{n} ({'max' if maximized(n) else 'min'})" for n in objectives)
+    directions = dict(front.attrs.get("directions", {}))
+    objectives = list(directions)
+    goals = ", ".join(f"{n} ({d})" for n, d in directions.items())
     front = front.copy()
     for n in objectives:  # a count (num_params) as an integer, not 1.792e+04
         if n in front and front[n].notna().all() and (front[n].astype(float) % 1 == 0).all():

@@ -310,7 +310,7 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
         if len(objectives) > 1:
             from ktplus.cli._report import pareto_text
 
-            print("\n" + pareto_text(tuner.pareto_front(), objectives, len(frame)))
+            print("\n" + pareto_text(tuner.pareto_front(), len(frame)))
     if splits.test is not None:
         print("\n" + _evaluate(tuner, splits.test, where, data), flush=True)
     if args.export:

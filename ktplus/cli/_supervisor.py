@@ -194,9 +194,10 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"\nLeaderboard ({len(frame)} trials, {scoring}):")
     print(format_table(frame, top=10))
     if len(objectives) > 1:
-        from ktplus.cli._report import pareto_text, results_pareto_front
+        from ktplus.cli._report import pareto_text
+        from ktplus.reporting import load_pareto_front
 
-        print("\n" + pareto_text(results_pareto_front(frame, objectives), objectives, len(frame)))
+        print("\n" + pareto_text(load_pareto_front(where), len(frame)))
     _chief_results(args, where, started)
     print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}")
     return 0

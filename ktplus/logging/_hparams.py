@@ -120,10 +120,49 @@ def write_session(run_dir: str, trial_id: str, hparams: dict[str, Any], metrics:
                   end_time)
 
 
-def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str], objective: str) -> bool:
-    """Writes (or rewrites, when the space or the metrics changed) the
-    experiment config to ``root``; ``metric_tags`` are added to those
-    already listed. Returns whether it wrote."""
+#: TensorBoard's HParams dashboard shows the first five hyperparameters of
+#: its list by default: the status and up to four ranked ones.
+VISIBLE_RANKED = 4
+#: A ranked hyperparameter is made visible from this share of the importance on.
+VISIBLE_SHARE = 0.1
+
+
+def _apply_ranking(infos: list[api_pb2.HParamInfo], ranking: dict[str, Any]) -> list[api_pb2.HParamInfo]:
+    """Orders ``infos`` by importance (the status first) and marks as
+    ``differs`` only the status and the few hyperparameters that mattered.
+
+    TensorBoard sorts the experiment's hyperparameters by ``differs`` (True
+    first), then by name, and its dashboard shows the first five: the
+    flag is what decides the default columns. The most important
+    hyperparameter is always among them, then the next ones while each
+    holds at least `VISIBLE_SHARE` of the importance (at most
+    `VISIBLE_RANKED`); each ranked one's description gives its share.
+    """
+    scores = {str(k): float(v) for k, v in (ranking.get("importance") or {}).items()}
+    method = ranking.get("method", "")
+    order = sorted(scores, key=lambda n: -scores[n])
+    visible = {n for i, n in enumerate(order[:VISIBLE_RANKED]) if i == 0 or scores[n] >= VISIBLE_SHARE}
+    by_name = {i.name: i for i in infos}
+    ranked = [by_name[n] for n in order if n in by_name]
+    rest = [i for i in infos if i.name not in scores and i.name != STATUS_HPARAM]
+    for rank, info in enumerate(ranked, start=1):
+        info.differs = info.name in visible
+        info.description = (f"importance {scores[info.name]:.3f} ({method}), rank {rank} of {len(ranked)}"
+                            if method else f"importance {scores[info.name]:.3f}, rank {rank} of {len(ranked)}")
+    for info in rest:
+        info.differs = False
+    return [by_name[STATUS_HPARAM], *ranked, *rest]
+
+
+def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str], objective: str,
+                     ranking: dict[str, Any] | None = None) -> bool:
+    """Writes (or rewrites, when the space, the metrics or the ranking
+    changed) the experiment config to ``root``; ``metric_tags`` are added to
+    those already listed. ``ranking`` (``{"method": ..., "importance":
+    {name: share}}``, from the end of a search) orders the hyperparameters
+    by importance and makes the important ones TensorBoard's default
+    columns; it is kept, so later rewrites keep the order until the next
+    ranking. Returns whether it wrote."""
     infos = [hparam_info(hp) for hp in space if not hp.name.startswith("tuner/")]
     status = _discrete(STATUS_HPARAM, list(STATUSES))
     status.display_name = "status"
@@ -136,9 +175,13 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     infos = list(unique.values())
     state_path = os.path.join(root, EXPERIMENT_STATE)
     saved = read_json_dict(state_path)
+    ranking = ranking if ranking is not None else saved.get("ranking")
+    if ranking:
+        infos = _apply_ranking(infos, ranking)
     # Metrics accumulate: a tag any trial wrote stays in the config.
     tags = sorted(set(metric_tags) | set(saved.get("metrics", [])), key=_metric_order)
-    state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags}
+    state = {"hparams": [i.SerializeToString().hex() for i in infos], "metrics": tags,
+             **({"ranking": ranking} if ranking else {})}
     existing = ([name for name in os.listdir(root) if name.endswith(EXPERIMENT_SUFFIX)]
                 if os.path.isdir(root) else [])
     if saved == state and len(existing) == 1:

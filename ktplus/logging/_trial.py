@@ -199,6 +199,20 @@ class SearchLogger:
             self.write_overview()
         write_experiment(self.root, space, metrics, getattr(self.objective, "name", "objective"))
 
+    def rank_hyperparameters(self, importance: Any, space: Any) -> None:
+        """Rewrites the experiment config with the hyperparameters in order
+        of ``importance`` (a `ktplus.importance` table), the important ones
+        as TensorBoard's default columns. Never raises (a warning instead):
+        logging must not stop a search."""
+        try:
+            ranking = {"method": importance.attrs.get("method", ""),
+                       "importance": {str(n): float(v) for n, v in
+                                      zip(importance["hyperparameter"], importance["importance"])}}
+            write_experiment(self.root, space, [], getattr(self.objective, "name", "objective"), ranking=ranking)
+        except Exception as e:
+            warnings.warn(f"ktplus: TensorBoard logging of the hyperparameters' importance failed: {e!r}",
+                          stacklevel=2)
+
     @property
     def marks_pareto(self) -> bool:
         """Whether the search has two or more objectives (its sessions then

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from typing import Any
 
 import keras_tuner
@@ -308,6 +309,43 @@ class Tuner(TunerHooks):
         space = [hp.name for hp in self.oracle.get_space().space]
         return pareto_front_frame(self.oracle.trials.values(), self.oracle.objective, space)
 
+    def importance(self, method: str = "fanova") -> Any:
+        """How much each tuned hyperparameter mattered to the score.
+
+        Optuna's importance evaluator (``optuna.importance``) over an
+        in-memory study of this search's fully trained trials: pruned,
+        failed and infeasible trials, fixed values and conditional
+        hyperparameters not active in every such trial are left out.
+
+        Args:
+            method: "fanova" (fANOVA, Optuna's default) or "ped_anova".
+
+        Returns:
+            A pandas DataFrame with ``hyperparameter`` and ``importance``
+            (summing to 1), most important first; ``attrs["method"]``
+            names the method.
+
+        Raises:
+            ValueError: with fewer than two completed trials, or no tuned
+                hyperparameter.
+
+        Example:
+
+        ```python
+        tuner.search(x, y, validation_split=0.2, epochs=5)
+        tuner.importance()  # hyperparameter, importance: most important first
+        ```
+        """
+        from ktplus.reporting import importance_frame
+
+        trials = getattr(self.oracle, "trials", None)
+        if trials is None:  # a worker's oracle client: the chief's saved records
+            from ktplus.reporting import importance as from_directory
+
+            return from_directory(self.project_dir, method)
+        return importance_frame(trials.values(), self.oracle.get_space(), self.oracle.objective.direction,
+                                method)
+
     # -- the search ----------------------------------------------------------
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
@@ -343,8 +381,38 @@ class Tuner(TunerHooks):
             except RuntimeError as e:
                 if not is_consecutive_failure_error(e):
                     raise
+                self._save_failed_trials()
                 raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
+        self._rank_in_tensorboard()
         self._check_some_model_fits()
+
+    def _save_failed_trials(self) -> None:
+        """keras-tuner raises "too many consecutive failures" inside
+        ``end_trial``, before it saves the last failed trial: its
+        ``trial.json`` would still say RUNNING. It is saved as failed
+        (``oracle.json`` is left as keras-tuner left it, so a resume retries
+        the trial as keras-tuner does)."""
+        oracle = local_oracle(self.oracle)
+        if oracle is not self.oracle:  # a worker: the chief saves
+            return
+        for trial in oracle.trials.values():
+            if trial.status == TrialStatus.FAILED:
+                oracle._save_trial(trial)
+
+    def _rank_in_tensorboard(self) -> None:
+        """At the end of a search (in the process that holds the trials: not
+        a distributed worker), the HParams experiment lists the most
+        important hyperparameters first, as its default columns."""
+        if self._tb is None or _distributed.is_worker():
+            return
+        try:
+            frame = self.importance()
+        except ValueError:  # fewer than two completed trials, or nothing tuned: nothing to rank
+            return
+        except Exception as e:  # logging must not stop a search
+            warnings.warn(f"ktplus: hyperparameter importance failed: {e!r}", stacklevel=2)
+            return
+        self._tb.rank_hyperparameters(frame, self.oracle.get_space().space)
 
     def _check_some_model_fits(self) -> None:
         """After a search whose every trial was over ``max_model_size``: a

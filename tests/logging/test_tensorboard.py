@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ktplus
+from tests.browser import chromium, screenshot
 from tests.logging.tbserver import TensorBoardServer
 
 EPOCHS = 4
@@ -225,8 +226,6 @@ def test_tensorboard_off_and_custom_dir(tmp_path):
         ktplus.RandomSearch(hm, objective="val_accuracy", directory=tmp_path, tensorboard=3)
 
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 _DEEP_QUERY = """
 function all(root, out) {
   for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
@@ -241,35 +240,19 @@ return {rows: grid.items.length, cells: cells};
 
 
 def test_hparams_dashboard_renders_one_row_per_trial_in_chromium(server, search):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     trials = search.oracle.trials
     server.wait_until(lambda: len(server.session_groups()) == len(trials))
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    import tempfile
-
-    profile = tempfile.mkdtemp(prefix="ktplus-chromium-")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-quic",
-                f"--user-data-dir={profile}", "--window-size=1600,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    with chromium() as driver:
         driver.get(server.url + "/#hparams")
         table = server.wait_until(lambda: (t := driver.execute_script(_DEEP_QUERY))
                                   and t["rows"] == len(trials) and t, timeout=60)
-        ARTIFACTS.mkdir(exist_ok=True)
-        driver.save_screenshot(str(ARTIFACTS / "hparams_dashboard.png"))
-    finally:
-        driver.quit()
+        shot = screenshot(driver, "hparams_dashboard.png")
     assert table["rows"] == len(trials)
     for trial_id in trials:
         assert f"trial_{trial_id}" in table["cells"]
     for status in ("completed", "pruned", "failed"):
         assert status in table["cells"]
-    assert (ARTIFACTS / "hparams_dashboard.png").stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
 
 
 def test_failed_trials_close_their_writers(tmp_path):
