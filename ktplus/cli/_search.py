@@ -316,7 +316,8 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
     if args.export:
         print("\n" + _export(args, tuner, data, x, splits, columns), flush=True)
     if not args.role:
-        print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}")
+        print(f"\nInspect the runs:\n  tensorboard --logdir {tuner.tensorboard_dir}\n"
+              f"  ktplus report {where} --html report.html")
     return 0
 
 

@@ -199,7 +199,8 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         print("\n" + pareto_text(load_pareto_front(where), len(frame)))
     _chief_results(args, where, started)
-    print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}")
+    print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}\n"
+          f"  ktplus report {where} --html report.html")
     return 0
 
 

@@ -155,6 +155,12 @@ def _numeric(hp: Any) -> bool:
     return isinstance(hp, (kt_hp.Int, kt_hp.Float))
 
 
+def _float_type() -> type:
+    from keras_tuner.engine import hyperparameters as kt_hp
+
+    return kt_hp.Float  # type: ignore[no-any-return]
+
+
 def _categories(hp: Any, values: list[Any]) -> list[str]:
     from keras_tuner.engine import hyperparameters as kt_hp
 
@@ -185,7 +191,9 @@ def parallel_coordinates(search: Search) -> Any:
             span = (thi - tlo) or 1.0
             sentinel = tlo - 0.15 * span
             ticks = [tlo + span * k / 4 for k in range(5)]
-            texts = [f"{(10 ** v if log else v):.3g}" for v in ticks]
+            as_int = not isinstance(hp, _float_type())
+            texts = [(f"{round(10 ** v if log else v)}" if as_int else f"{(10 ** v if log else v):.3g}")
+                     for v in ticks]
             if inactive:
                 ticks, texts = [sentinel, *ticks], [INACTIVE, *texts]
             dims.append({"label": hp.name + (" (log)" if log else ""),
@@ -207,7 +215,7 @@ def parallel_coordinates(search: Search) -> Any:
         line={"color": scores, "colorscale": "Viridis", "reversescale": search.direction == "min",
               "showscale": True, "colorbar": {"title": {"text": "score"}}}))
     fig.update_layout(title=f"Parallel coordinates ({len(trials)} scored trials; the line's colour is the score)",
-                      **{**_LAYOUT, "margin": {"l": 80, "r": 80, "t": 90, "b": 40}})
+                      **{**_LAYOUT, "margin": {"l": 80, "r": 80, "t": 110, "b": 40}})
     return fig
 
 

@@ -4,6 +4,7 @@ cases render what they can or fail in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -324,22 +325,52 @@ def test_bad_arguments_name_themselves_before_anything_is_written(tmp_path, sing
     assert os.listdir(tmp_path) == []
 
 
-def test_cli_writes_the_report_and_refuses_bad_input_in_one_line(tmp_path, single):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "ktplus.cli", *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=300)
-
-    ok = cli("report", single.project_dir, "--html", "out.html", "--importance", "ped_anova")
+def test_cli_writes_the_report(tmp_path, single):
+    ok = subprocess.run([sys.executable, "-m", "ktplus.cli", "report", single.project_dir, "--html", "out.html",
+                         "--importance", "ped_anova"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ok.returncode == 0, ok.stderr
-    assert "report written to out.html" in ok.stderr and "Leaderboard" not in ok.stderr
+    assert "report written to out.html" in ok.stderr and "Traceback" not in ok.stderr
+    assert "Leaderboard" not in ok.stderr and f"{len(single.oracle.trials)} trials in" in ok.stdout
     html = (tmp_path / "out.html").read_text()
     assert 'data-figure="importance"' in html and "PED-ANOVA" in html
-    (tmp_path / "empty").mkdir()
-    for args, needle in ((["report", single.project_dir, "--html", "out.png"], "--html"),
-                         (["report", str(tmp_path / "empty"), "--html", "x.html"], "project directory"),
-                         (["report", single.project_dir, "--importance", "shap"], "--importance")):
-        bad = cli(*args)
-        lines = [line for line in bad.stderr.splitlines() if line.strip()]
-        assert bad.returncode != 0 and len(lines) == 1 and needle in lines[0], (args, bad.stderr)
-        assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--html", "out.png"], "--html"),
+    (["--html", "x.html", "--importance", "shap"], "--importance"),
+    (["--html", "missing/x.html"], "existing directory"),
+])
+def test_cli_refuses_bad_report_options_in_one_line(tmp_path, single, capsys, monkeypatch, args, needle):
+    import ktplus.cli
+
+    monkeypatch.chdir(tmp_path)
+    assert ktplus.cli.main(["report", single.project_dir, *args]) != 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []  # refused before anything is written
+
+
+def test_cli_not_a_search_directory_is_one_line(tmp_path, capsys):
+    import ktplus.cli
+
+    assert ktplus.cli.main(["report", str(tmp_path), "--html", str(tmp_path / "x.html")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "project directory" in err, err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_running_search_is_reported_as_it_stands(tmp_path, single):
+    """A copy of the search in which one trial is still running (as a
+    reader sees a live search): the page shows it, nothing breaks."""
+    import shutil
+
+    project = tmp_path / "live"
+    shutil.copytree(single.project_dir, project)
+    trial_file = sorted(project.glob("trial_*/trial.json"))[-1]
+    state = json.loads(trial_file.read_text())
+    state["status"], state["score"] = "RUNNING", None
+    trial_file.write_text(json.dumps(state))
+    html = open(ktplus.report(project, str(tmp_path / "live.html"))).read()
+    assert re.search(r"running \(1\)", html)
+    assert 'data-figure="history"' in html and 'data-figure="importance"' in html
