@@ -128,15 +128,16 @@ VISIBLE_SHARE = 0.1
 
 
 def _apply_ranking(infos: list[api_pb2.HParamInfo], ranking: dict[str, Any]) -> list[api_pb2.HParamInfo]:
-    """Orders ``infos`` by importance (the status first) and marks as
-    ``differs`` only the status and the few hyperparameters that mattered.
+    """Orders ``infos`` by importance (then the status, then the rest) and
+    marks as ``differs`` only the few hyperparameters that mattered.
 
     TensorBoard sorts the experiment's hyperparameters by ``differs`` (True
-    first), then by name, and its dashboard shows the first five: the
-    flag is what decides the default columns. The most important
-    hyperparameter is always among them, then the next ones while each
-    holds at least `VISIBLE_SHARE` of the importance (at most
-    `VISIBLE_RANKED`); each ranked one's description gives its share.
+    first), then by name, and its dashboard shows the first five: the flag
+    is what puts them first and decides the default columns. The most
+    important hyperparameter is always flagged, then the next ones while
+    each holds at least `VISIBLE_SHARE` of the importance (at most
+    `VISIBLE_RANKED`, so the status, first of the rest by name, is still
+    shown); each ranked one's description gives its share and rank.
     """
     scores = {str(k): float(v) for k, v in (ranking.get("importance") or {}).items()}
     method = ranking.get("method", "")
@@ -151,7 +152,9 @@ def _apply_ranking(infos: list[api_pb2.HParamInfo], ranking: dict[str, Any]) -> 
                             if method else f"importance {scores[info.name]:.3f}, rank {rank} of {len(ranked)}")
     for info in rest:
         info.differs = False
-    return [by_name[STATUS_HPARAM], *ranked, *rest]
+    status = by_name[STATUS_HPARAM]
+    status.differs = False  # listed right after the flagged ones ("_" sorts before letters): still shown
+    return [*ranked, status, *rest]
 
 
 def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str], objective: str,
