@@ -102,3 +102,8 @@ def test_kill_and_resume(tmp_path):
         assert count_tags(tb / f"trial_{tid}", "_hparams_/session_start_info") == [0]
     overview = count_tags(tb / "search_overview", "objective")
     assert sorted(overview) == [0, 1, 2, 3]  # one point per trial, none duplicated
+    # the report of the resumed search: every trial once, each with its curve
+    html = Path(ktplus.report(project, str(tmp_path / "report.html"))).read_text()
+    assert "<dt>Trials</dt><dd>4: " in html and "running" not in html.split("<dt>Trials</dt>")[1][:80]
+    assert 'data-figure="history"' in html and 'data-figure="curves"' in html
+    assert len(ktplus.reporting.load_search(project).curves()) == 4
