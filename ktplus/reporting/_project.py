@@ -35,6 +35,12 @@ class Search:
         tuner: The tuner's class name (recorded by ktplus), or None.
         data: What ``ktplus search`` recorded about the data ({} otherwise).
         evaluation: The held-out evaluation record, or None.
+
+    Example:
+
+    >>> from ktplus.reporting import load_search
+    >>> search = load_search("runs/digits")  # doctest: +SKIP
+    >>> search.frame().head(3)  # doctest: +SKIP
     """
 
     project: str
@@ -194,7 +200,15 @@ def load_pareto_front(directory: str | os.PathLike) -> Any:
 
     Returns:
         A pandas DataFrame: ``trial_id``, one column per objective, then
-        the hyperparameters; best first by the first objective.
+        the hyperparameters; best first by the first objective;
+        ``attrs["directions"]`` maps each objective to its direction.
+
+    Example:
+
+    >>> import ktplus
+    >>> front = ktplus.load_pareto_front("runs/digits")  # doctest: +SKIP
+    >>> front.attrs["directions"]  # doctest: +SKIP
+    {'val_accuracy': 'max', 'num_params': 'min'}
     """
     from ktplus._pareto import pareto_front_frame
 
