@@ -28,7 +28,7 @@ def main() -> float:
     tuner = ktplus.RandomSearch(
         hypermodel,
         objective=keras_tuner.Objective("val_auc", direction="max"),
-        max_trials=budget(12, 2),
+        max_trials=budget(12, 1),
         early_stopping=5,
         pruning="median",
         seed=0,

@@ -27,7 +27,7 @@ def main() -> dict[str, float]:
         tuner = ktplus.Hyperband(
             hypermodel,
             objective="val_accuracy",
-            max_epochs=budget(27, 2),
+            max_epochs=budget(27, 1),
             factor=3,
             lr_decay="cosine",
             early_stopping=4,

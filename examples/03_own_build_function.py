@@ -32,7 +32,7 @@ def main() -> float:
     tuner = ktplus.BayesianOptimization(
         build,
         objective="val_accuracy",
-        max_trials=budget(15, 2),
+        max_trials=budget(15, 1),
         lr_decay="tune",
         early_stopping=True,
         pruning=ktplus.MedianPruner(n_startup_trials=3, n_warmup_epochs=3),

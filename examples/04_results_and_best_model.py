@@ -21,7 +21,7 @@ def main() -> float:
     x, xv, xt = datasets.standardize(x, xv, xt)
     root = directory()
     hypermodel = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
-    tuner = ktplus.RandomSearch(hypermodel, objective="val_accuracy", max_trials=budget(8, 2),
+    tuner = ktplus.RandomSearch(hypermodel, objective="val_accuracy", max_trials=budget(8, 1),
                                 early_stopping=5, seed=0, directory=root, project_name="iris")
     tuner.search(x, y, validation_data=(xv, yv), epochs=budget(40, 2), verbose=0)
 

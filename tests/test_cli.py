@@ -1,4 +1,11 @@
-"""The `ktplus` command, driven for real in subprocesses."""
+"""The `ktplus` command.
+
+Real processes where the test is about one: the shared search of digits,
+Ctrl-C and the resume after it, ``ktplus tensorboard`` serving its logs and
+the import that must not load TensorFlow. The rest (resumes, reports, other
+data, bad input) call `ktplus.cli.main` in this process, where TensorFlow
+is loaded already, and read what it wrote to the file descriptors.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import pandas as pd
 import pytest
 
 import ktplus.cli
-from ktplus import datasets
+from ktplus import cli, datasets
 from ktplus.results import plot
 
 FAST = ["--trials", "2", "--epochs", "2"]
@@ -27,6 +34,16 @@ FAST = ["--trials", "2", "--epochs", "2"]
 def ktplus(*args, cwd, timeout=600):
     return subprocess.run([sys.executable, "-m", "ktplus.cli", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd)
+
+
+def main(capfd, *args):
+    """``ktplus ARGS`` in this process, from the current directory: a
+    CompletedProcess with main()'s exit status and what it wrote to stdout
+    and stderr (file descriptors included)."""
+    capfd.readouterr()
+    code = cli.main(list(args))
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["ktplus", *args], code, out, err)
 
 
 def one_line_error(result, needle):
@@ -59,23 +76,25 @@ def test_search_writes_logs_and_prints_progress_and_leaderboard(digits_search):
     assert "Traceback" not in result.stderr
 
 
-def test_running_again_resumes(digits_search):
+def test_running_again_resumes(digits_search, capfd, monkeypatch):
     cwd, _ = digits_search
+    monkeypatch.chdir(cwd)
     trial = Path(cwd, "out", "digits", "trial_0", "trial.json")
     before = trial.read_bytes()
-    again = ktplus("search", *FAST, "--directory", "out", cwd=cwd)
+    again = main(capfd, "search", *FAST, "--directory", "out")  # another process than the search's
     assert again.returncode == 0, again.stderr
     assert "Leaderboard (2 trials" in again.stdout and "trial 1/2" not in again.stdout
     assert trial.read_bytes() == before
-    more = ktplus("search", "--trials", "3", "--epochs", "2", "--directory", "out", cwd=cwd)
+    more = main(capfd, "search", "--trials", "3", "--epochs", "2", "--directory", "out")
     assert more.returncode == 0, more.stderr
     assert "trial 3/3" in more.stdout and "Leaderboard (3 trials" in more.stdout
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
-def test_report_formats(digits_search, fmt):
+def test_report_formats(digits_search, fmt, capfd, monkeypatch):
     cwd, _ = digits_search
-    result = ktplus("report", "out/digits", "--format", fmt, "--top", "2", cwd=cwd)
+    monkeypatch.chdir(cwd)
+    result = main(capfd, "report", "out/digits", "--format", fmt, "--top", "2")
     assert result.returncode == 0, result.stderr
     if fmt == "csv":
         rows = list(pd.read_csv(pd.io.common.StringIO(result.stdout)).itertuples())
@@ -88,9 +107,10 @@ def test_report_formats(digits_search, fmt):
         assert "objective val_accuracy (max)" in result.stdout and "score" in result.stdout
 
 
-def test_report_plot(digits_search):
+def test_report_plot(digits_search, capfd, monkeypatch):
     cwd, _ = digits_search
-    result = ktplus("report", "out/digits", "--plot", "plot.png", cwd=cwd)
+    monkeypatch.chdir(cwd)
+    result = main(capfd, "report", "out/digits", "--plot", "plot.png")
     assert result.returncode == 0, result.stderr
     png = Path(cwd, "plot.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -121,66 +141,72 @@ def test_tensorboard_command_serves_the_logs(digits_search):
         assert proc.wait(timeout=30) == 0
 
 
-def test_npz_images_with_conv_and_hyperband(tmp_path):
+def test_npz_images_with_conv_and_hyperband(tmp_path, capfd, monkeypatch):
     data = datasets.load("digits")
     np.savez(tmp_path / "imgs.npz", x=data.x[:300].reshape(-1, 8, 8, 1), y=data.y[:300])
-    result = ktplus("search", "--data", "imgs.npz", "--family", "conv", "--tuner", "hyperband",
-                    "--epochs", "2", "--lr-decay", "cosine", "--directory", "o", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "imgs.npz", "--family", "conv", "--tuner", "hyperband",
+                  "--epochs", "2", "--lr-decay", "cosine", "--directory", "o")
     assert result.returncode == 0, result.stderr
     assert "search of conv models on imgs" in result.stdout and "Leaderboard" in result.stdout
 
 
-def test_csv_with_categorical_target_auto_family_and_options(tmp_path):
+def test_csv_with_categorical_target_auto_family_and_options(tmp_path, capfd, monkeypatch):
     wine = datasets.load("wine")
     frame = pd.DataFrame(wine.x, columns=[f"f{i}" for i in range(wine.x.shape[1])])
     frame["kind"] = np.array(["red", "white", "rose"])[wine.y]
     frame.to_csv(tmp_path / "wine.csv", index=False)
-    result = ktplus("search", "--data", "wine.csv", "--target", "kind", "--family", "auto", "--tuner",
-                    "bayesian", *FAST, "--regularizer", "l2,none", "--pruning", "none",
-                    "--early-stopping", "0", "--directory", "o", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "wine.csv", "--target", "kind", "--family", "auto", "--tuner",
+                  "bayesian", *FAST, "--regularizer", "l2,none", "--pruning", "none",
+                  "--early-stopping", "0", "--directory", "o")
     assert result.returncode == 0, result.stderr
     assert "search of dense models on wine" in result.stdout
-    report = ktplus("report", "o/wine", "--format", "json", cwd=tmp_path)
+    report = main(capfd, "report", "o/wine", "--format", "json")
     rows = json.loads(report.stdout)
     assert {r["regularizer"] for r in rows} <= {"l2", "none"}
 
 
-def test_csv_regression_target(tmp_path):
+def test_csv_regression_target(tmp_path, capfd, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
     frame = pd.DataFrame(x, columns=["a", "b", "c"])
     frame["price"] = x @ [1.5, -2.0, 0.5] + rng.normal(scale=0.1, size=120)
     frame.to_csv(tmp_path / "prices.csv", index=False)
-    result = ktplus("search", "--data", "prices.csv", "--target", "price", *FAST, "--directory", "o",
-                    cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "prices.csv", "--target", "price", *FAST, "--directory", "o")
     assert result.returncode == 0, result.stderr
     assert "objective val_loss" in result.stdout
 
 
-def test_verbose_shows_keras_tuner_output(tmp_path):
-    result = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "-v", "--directory", "o",
-                    cwd=tmp_path)
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # -v: unquiet Keras
+def test_verbose_shows_keras_tuner_output(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "iris", "--trials", "1", "--epochs", "1", "-v", "--directory", "o")
     assert result.returncode == 0, result.stderr
     assert "Running Trial" in result.stdout
 
 
-def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
-    args = [sys.executable, "-m", "ktplus.cli", "search", "--data", "iris", "--trials", "4", "--epochs", "30",
-            "--early-stopping", "0", "--pruning", "none", "--directory", "o"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, capfd, monkeypatch):
+    # Two trials are still to run when "trial 1/3" is printed: Ctrl-C lands mid-search.
+    args = ["search", "--data", "iris", "--trials", "3", "--epochs", "10", "--early-stopping", "0",
+            "--pruning", "none", "--directory", "o"]
+    proc = subprocess.Popen([sys.executable, "-m", "ktplus.cli", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
-    while line and "trial 1/4" not in line:
+    while line and "trial 1/3" not in line:
         line = proc.stdout.readline()
-    assert "trial 1/4" in line
+    assert "trial 1/3" in line
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
-    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    monkeypatch.chdir(tmp_path)
+    again = main(capfd, *args)  # the same command, in another process than the interrupted one
     assert again.returncode == 0, again.stderr
-    assert "Leaderboard (4 trials" in again.stdout
-    statuses = json.loads(ktplus("report", "o/iris", "--format", "json", cwd=tmp_path).stdout)
-    assert sorted(r["status"] for r in statuses) == ["completed"] * 4
+    assert "Leaderboard (3 trials" in again.stdout
+    statuses = json.loads(main(capfd, "report", "o/iris", "--format", "json").stdout)
+    assert sorted(r["status"] for r in statuses) == ["completed"] * 3
 
 
 def _write_bad_inputs(tmp_path):
@@ -226,23 +252,24 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "needle"), BAD, ids=[f"{i}-{b[1][:20]}" for i, b in enumerate(BAD)])
-def test_bad_input_is_one_line_and_nonzero(args, needle, tmp_path):
+def test_bad_input_is_one_line_and_nonzero(args, needle, tmp_path, capfd, monkeypatch):
     _write_bad_inputs(tmp_path)
     before = sorted(os.listdir(tmp_path))
-    result = ktplus(*args, cwd=tmp_path, timeout=120)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, *args)
     one_line_error(result, needle)
     assert sorted(os.listdir(tmp_path)) == before  # nothing written before the error
 
 
-def test_a_directory_with_another_search_space_is_refused(tmp_path):
-    first = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o", cwd=tmp_path)
+def test_a_directory_with_another_search_space_is_refused(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = main(capfd, "search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o")
     assert first.returncode == 0, first.stderr
     trial = (tmp_path / "o" / "iris" / "trial_0" / "trial.json").read_bytes()
-    other = ktplus("search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o",
-                   "--regularizer", "l2,none", cwd=tmp_path)
+    other = main(capfd, "search", "--data", "iris", "--trials", "1", "--epochs", "1", "--directory", "o",
+                 "--regularizer", "l2,none")
     one_line_error(other, "different search space")
-    tuner = ktplus("search", "--data", "iris", "--tuner", "grid", "--trials", "1", "--directory", "o",
-                   cwd=tmp_path)
+    tuner = main(capfd, "search", "--data", "iris", "--tuner", "grid", "--trials", "1", "--directory", "o")
     one_line_error(tuner, "holds a RandomSearch search")
     assert (tmp_path / "o" / "iris" / "trial_0" / "trial.json").read_bytes() == trial
 
@@ -258,17 +285,18 @@ def _integer_prices(n=120):
     return x, price
 
 
-def test_task_regression_keeps_an_integer_target_a_number(tmp_path):
+def test_task_regression_keeps_an_integer_target_a_number(tmp_path, capfd, monkeypatch):
     x, price = _integer_prices()
     frame = pd.DataFrame(x, columns=["a", "b", "c"])
     frame["price"] = price
     frame.to_csv(tmp_path / "prices.csv", index=False)
     assert datasets.load_file(str(tmp_path / "prices.csv"), "price").task == "classification"  # inferred
-    result = ktplus("search", "--data", "prices.csv", "--target", "price", "--task", "regression",
-                    "--trials", "1", "--epochs", "1", "--directory", "o", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "prices.csv", "--target", "price", "--task", "regression",
+                  "--trials", "1", "--epochs", "1", "--directory", "o")
     assert result.returncode == 0, result.stderr
     assert "regression, objective val_loss" in result.stdout and "Leaderboard (1 trials" in result.stdout
-    report = ktplus("report", "o/prices", cwd=tmp_path)
+    report = main(capfd, "report", "o/prices")
     assert "objective val_loss (min)" in report.stdout, report.stdout
 
 
@@ -286,20 +314,22 @@ def test_task_on_npz_and_builtin_datasets(tmp_path):
         datasets.load("iris", task="ranking")
 
 
-def test_task_classification_refuses_non_integer_targets(tmp_path):
+def test_task_classification_refuses_non_integer_targets(tmp_path, capfd, monkeypatch):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=20), "y": [1.5, 2.25, 3.0, 4.0] * 5})
     frame.to_csv(tmp_path / "frac.csv", index=False)
-    result = ktplus("search", "--data", "frac.csv", "--target", "y", "--task", "classification",
-                    "--directory", "o", cwd=tmp_path, timeout=120)
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--data", "frac.csv", "--target", "y", "--task", "classification",
+                  "--directory", "o")
     assert result.returncode == 2
     err = one_line_error(result, "--task classification")
     assert "1.5" in err and "2.25" in err
     assert not (tmp_path / "o").exists()
 
 
-def test_a_bad_task_is_argparses_one_line_error(tmp_path):
-    result = ktplus("search", "--task", "bogus", cwd=tmp_path, timeout=120)
+def test_a_bad_task_is_argparses_one_line_error(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = main(capfd, "search", "--task", "bogus")
     assert result.returncode == 2
     err = one_line_error(result, "--task")
     assert "bogus" in err and "classification" in err and "regression" in err
