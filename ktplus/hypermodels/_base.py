@@ -127,7 +127,8 @@ class BaseHyperModel(keras_tuner.HyperModel):
             "horizontal_and_vertical", or a list.
         augment_rotation: Random rotation of 2D images, as a fraction of a
             full turn in [0, 1) (``keras.layers.RandomRotation``'s factor), or
-            a range to tune; 0 means no layer.
+            a range to tune; 0 (or None) means no layer, as for every
+            augmentation factor below.
         augment_zoom: Random zoom of 2D images, a factor in [0, 1) or a range.
         augment_translation: Random translation of 2D images, a fraction of
             the side in [0, 1) or a range.

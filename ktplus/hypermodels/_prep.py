@@ -87,8 +87,18 @@ class PrepSpec:
         return {name: self.knobs[name].register(hp) for name in PREP_KNOBS if name in self.knobs}
 
 
+def _off_as_zero(value: Any) -> Any:
+    """None (off, as ``augment_flip=None``) as 0 for a numeric knob, also
+    inside a list of choices."""
+    if value is None:
+        return 0.0
+    if isinstance(value, list):
+        return [0.0 if v is None else v for v in value]
+    return value
+
+
 def _factor(name: str, value: Any) -> Knob:
-    return _knobs.float_knob(name, value, low=0.0, high=1.0)
+    return _knobs.float_knob(name, _off_as_zero(value), low=0.0, high=1.0)
 
 
 def parse_prep(family: str, input_shape: Sequence[int], task: str, values: dict[str, Any]) -> PrepSpec:
@@ -106,7 +116,8 @@ def parse_prep(family: str, input_shape: Sequence[int], task: str, values: dict[
                                             allow_none=True),
         "augment_flip": _knobs.choice_knob("augment_flip", values["augment_flip"], FLIPS, allow_none=True),
         **{n: _factor(n, values[n]) for n in FACTOR_KNOBS},
-        "augment_noise": _knobs.float_knob("augment_noise", values["augment_noise"], low=0.0, high=None),
+        "augment_noise": _knobs.float_knob("augment_noise", _off_as_zero(values["augment_noise"]), low=0.0,
+                                           high=None),
     }
     cw = values["class_weight"]
     if isinstance(cw, dict):

@@ -62,6 +62,18 @@ def test_factor_knob_fixed_range_and_choices(knob):
     assert knob in _layer_names(hm.build(hp))
 
 
+
+@pytest.mark.parametrize("knob", [*FACTORS, "augment_noise"])
+def test_none_is_off_for_a_numeric_knob_as_for_augment_flip(knob):
+    hp = keras_tuner.HyperParameters()
+    hm = ktplus.ConvHyperModel(IMAGE, 3, **SMALL_CONV, **{knob: None})
+    assert knob not in _layer_names(hm.build(hp)) and knob not in hp.values
+    hp = keras_tuner.HyperParameters()
+    hm = ktplus.ConvHyperModel(IMAGE, 3, **SMALL_CONV, **{knob: [None, 0.1]})
+    assert knob not in _layer_names(hm.build(hp)) and hp._hps[knob][0].values == [0.0, 0.1]
+    hp.values[knob] = 0.1
+    assert knob in _layer_names(hm.build(hp))
+
 def test_flip_normalization_noise_and_class_weight_fixed_and_choices():
     hp = keras_tuner.HyperParameters()
     hm = ktplus.ConvHyperModel(IMAGE, 3, **SMALL_CONV, augment_flip="horizontal", normalization="minmax",
