@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ktplus import _facts
-from ktplus._errors import invalid
+from ktplus._errors import invalid, invalid_type
 
 META_FILE = "ktplus.json"
 #: DataFrame column -> the trial metric it comes from.
@@ -98,7 +98,9 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=["trial_id", "status", "score", "gap", *FACT_COLUMNS, *names])
+        frame = pd.DataFrame(columns=["trial_id", "status", "score", "gap", *FACT_COLUMNS, *names])
+        frame.attrs.update(objective=objective, direction=direction)
+        return frame
     for fact in _COUNT_COLUMNS:
         values = frame[fact] if fact in frame else None
         if values is not None and values.notna().all() and (values.astype(float) % 1 == 0).all():
@@ -141,11 +143,18 @@ def record_fit_settings(project_dir: str, fit_kwargs: dict) -> None:
         atomic_write_json(os.path.join(project_dir, META_FILE), {**meta, "fit": fit})
 
 
+def _is_project(path: str) -> bool:
+    """A search's project directory: keras-tuner's oracle.json, or (a ktplus
+    tuner built, its search not yet past the first trial's start) ktplus's
+    record."""
+    return os.path.isfile(os.path.join(path, "oracle.json")) or os.path.isfile(os.path.join(path, META_FILE))
+
+
 def _find_project(directory: str) -> str:
-    if os.path.isfile(os.path.join(directory, "oracle.json")):
+    if _is_project(directory):
         return directory
     candidates = [os.path.join(directory, d) for d in sorted(os.listdir(directory))
-                  if os.path.isfile(os.path.join(directory, d, "oracle.json"))]
+                  if _is_project(os.path.join(directory, d))]
     if len(candidates) == 1:
         return candidates[0]
     raise invalid("directory", directory,
@@ -170,8 +179,10 @@ def read_project(directory: str | os.PathLike) -> tuple[str, list[Any], str | No
         ValueError: naming ``directory`` when it holds no search, or a trial
             file that cannot be read.
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise invalid_type("directory", directory, "a search's directory path (str or os.PathLike)")
     directory = os.fspath(directory)
-    if not os.path.isdir(directory):
+    if not isinstance(directory, str) or not os.path.isdir(directory):
         raise invalid("directory", directory, "an existing search directory")
     project = _find_project(directory)
 

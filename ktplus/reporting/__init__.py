@@ -9,11 +9,13 @@ reads a saved search's Pareto front.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from ktplus._errors import invalid, invalid_type
 from ktplus.reporting._importance import METHODS, check_method, importance, importance_frame
 from ktplus.reporting._project import Search, load_pareto_front, load_search
+
+_P = TypeVar("_P", str, os.PathLike)
 
 __all__ = ["METHODS", "Search", "importance", "importance_frame", "load_pareto_front", "load_search",
            "report"]
@@ -35,7 +37,7 @@ def check_html_path(path: Any, arg: str = "path") -> str:
     return text
 
 
-def report(directory: str | os.PathLike, path: str | os.PathLike, *, importance_method: str = "fanova") -> str:
+def report(directory: str | os.PathLike, path: _P, *, importance_method: str = "fanova") -> _P:
     """Writes the HTML report of the search in ``directory`` to ``path``.
 
     One self-contained page (every script and style inlined, nothing loaded
@@ -58,7 +60,7 @@ def report(directory: str | os.PathLike, path: str | os.PathLike, *, importance_
         importance_method: "fanova" (Optuna's default) or "ped_anova".
 
     Returns:
-        The path written.
+        ``path``, as given (a ``str`` or a ``pathlib.Path``).
 
     Raises:
         ValueError: naming the argument, for a directory that holds no
@@ -75,8 +77,6 @@ def report(directory: str | os.PathLike, path: str | os.PathLike, *, importance_
 
     text = check_html_path(path)
     method = check_method(importance_method, "importance_method")
-    if not isinstance(directory, (str, os.PathLike)):
-        raise invalid_type("directory", directory, "a search's directory path (str or os.PathLike)")
     search = load_search(directory)
     atomic_write_text(text, render(search, method))
-    return text
+    return path

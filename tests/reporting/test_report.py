@@ -147,6 +147,7 @@ def test_single_objective_page_holds_the_searchs_facts(reports, single):
     assert f"trial {best.trial_id}: score" in html
     assert "RandomSearch" in html and "val_accuracy (max)" in html
     assert "(inactive)" in html  # `units` is conditional: the parallel coordinates show where it is off
+    assert re.findall(r"https?://", html) == []  # the page names no address, inlined plotly.js included
 
 
 def test_pruned_trial_curve_ends_where_it_was_stopped(single):
@@ -315,6 +316,7 @@ def test_a_plain_keras_tuner_directory(tmp_path):
     ({"path": os.path.join("missing", "dir", "report.html")}, "existing directory"),
     ({"importance_method": "shap"}, "importance_method"),
     ({"directory": "nowhere"}, "directory"),
+    ({"directory": 3}, "argument `directory`"),
 ])
 def test_bad_arguments_name_themselves_before_anything_is_written(tmp_path, single, kwargs, needle):
     args = {"directory": single.project_dir, "path": "r.html", **kwargs}
@@ -374,3 +376,23 @@ def test_a_running_search_is_reported_as_it_stands(tmp_path, single):
     html = open(ktplus.report(project, str(tmp_path / "live.html"))).read()
     assert re.search(r"running \(1\)", html)
     assert 'data-figure="history"' in html and 'data-figure="importance"' in html
+
+
+def test_report_returns_the_path_as_given(tmp_path, single):
+    path = tmp_path / "as_given.html"
+    assert ktplus.report(single.project_dir, path) == path and path.stat().st_size > 100_000
+
+
+def test_a_tuner_built_but_not_yet_searching_is_a_search_with_no_trial(tmp_path, capfd):
+    import ktplus.cli
+
+    tuner = ktplus.RandomSearch(build, objective="val_accuracy", max_trials=2, directory=tmp_path,
+                                project_name="fresh")
+    assert not os.path.exists(os.path.join(tuner.project_dir, "oracle.json"))
+    html = open(ktplus.report(tmp_path, str(tmp_path / "fresh.html"))).read()
+    assert "No trial yet." in html and "val_accuracy (max)" in html
+    with pytest.raises(ValueError, match="directory"):
+        ktplus.importance(tuner.project_dir)
+    capfd.readouterr()
+    assert ktplus.cli.main(["report", tuner.project_dir]) == 0
+    assert "0 trials" in capfd.readouterr().out
