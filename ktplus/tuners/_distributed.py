@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ktplus._atomic import atomic_write_json
-from ktplus._compat import TrialStatus, chief_server, dist_utils, grpc_parts, oracle_lock
+from ktplus._compat import TrialStatus, chief_server, dist_utils, grpc_parts, oracle_lock, trial_module
 
 WORKERS_DIR = "ktplus_workers"
 CHIEF_MARKER = "_chief.json"
@@ -53,6 +53,8 @@ FENCE_DIR = "fenced"
 TUNER_ID_HEADER = "ktplus-tuner-id"
 #: A trial may lose this many workers and still be re-queued.
 LOST_WORKER_REQUEUES = 1
+#: Seconds a worker waits before asking again while the search is full but other workers still run trials.
+IDLE_WAIT = 0.2
 
 
 def is_worker() -> bool:
@@ -252,11 +254,23 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
         def CreateTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
                 response = super().CreateTrial(request, context)
-                if response.trial.trial_id:
+                stopped = trial_module.Trial.from_proto(response.trial).status == TrialStatus.STOPPED
+                if stopped and set(self.oracle.ongoing_trials) - {request.tuner_id}:
+                    # The search is full but other workers still run trials: this
+                    # worker waits (keras-tuner's IDLE, asked again) so that a trial
+                    # whose worker is lost can still be re-run instead of failed.
+                    self.oracle.tuner_ids.add(request.tuner_id)
+                    waiting = trial_module.Trial(self.oracle.get_space(), status=TrialStatus.IDLE)
+                    response = protos.get_service().CreateTrialResponse(trial=waiting.to_proto())
+                elif response.trial.trial_id:
                     # A new lease: a worker given back a trial it once lost owns it again.
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(fence_path(project_dir, request.tuner_id, response.trial.trial_id))
-                return response
+                    return response
+                else:
+                    return response
+            time.sleep(IDLE_WAIT)  # outside the lock: the asking worker's next try comes this much later
+            return response
 
         def UpdateTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
