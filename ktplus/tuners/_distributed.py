@@ -255,21 +255,20 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
             with oracle_lock(self.oracle):
                 response = super().CreateTrial(request, context)
                 stopped = trial_module.Trial.from_proto(response.trial).status == TrialStatus.STOPPED
-                if stopped and set(self.oracle.ongoing_trials) - {request.tuner_id}:
+                wait = stopped and bool(set(self.oracle.ongoing_trials) - {request.tuner_id})
+                if wait:
                     # The search is full but other workers still run trials: this
                     # worker waits (keras-tuner's IDLE, asked again) so that a trial
                     # whose worker is lost can still be re-run instead of failed.
                     self.oracle.tuner_ids.add(request.tuner_id)
-                    waiting = trial_module.Trial(self.oracle.get_space(), status=TrialStatus.IDLE)
-                    response = protos.get_service().CreateTrialResponse(trial=waiting.to_proto())
+                    idle = trial_module.Trial(self.oracle.get_space(), status=TrialStatus.IDLE)
+                    response = protos.get_service().CreateTrialResponse(trial=idle.to_proto())
                 elif response.trial.trial_id:
                     # A new lease: a worker given back a trial it once lost owns it again.
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(fence_path(project_dir, request.tuner_id, response.trial.trial_id))
-                    return response
-                else:
-                    return response
-            time.sleep(IDLE_WAIT)  # outside the lock: the asking worker's next try comes this much later
+            if wait:
+                time.sleep(IDLE_WAIT)  # outside the lock: the worker's next request comes this much later
             return response
 
         def UpdateTrial(self, request: Any, context: Any) -> Any:
