@@ -119,6 +119,13 @@ def _given_oracle(args: tuple, kwargs: dict) -> Any:
     return kwargs.get("oracle", args[0] if args and isinstance(args[0], keras_tuner.Oracle) else None)
 
 
+def _given_hypermodel(args: tuple, kwargs: dict) -> Any:
+    """The hypermodel passed to a `ktplus.Tuner` (after its oracle) or to a
+    search algorithm (its first argument)."""
+    position = 1 if _given_oracle(args, kwargs) is not None and "oracle" not in kwargs else 0
+    return kwargs.get("hypermodel", args[position] if len(args) > position else None)
+
+
 def _given_objective(args: tuple, kwargs: dict) -> tuple[Any, Any]:
     """The tuner's objective (as keras-tuner will create it, the built-in
     "num_params" and "trial_seconds" included) and the value the user gave,
@@ -187,6 +194,11 @@ class Tuner(TunerHooks):
                                      pruning=pruning, fast_path=fast_path, tensorboard=tensorboard,
                                      worker_timeout=worker_timeout, cv=cv,
                                      keep_checkpoints=keep_checkpoints)
+        if _given_hypermodel(args, kwargs) is None and type(self).run_trial is Tuner.run_trial:
+            # keras-tuner's own check, which ktplus's run_trial would otherwise pass.
+            raise ValueError("Received `hypermodel=None`. We only allow not specifying `hypermodel` if the "
+                             "user defines the search space in `Tuner.run_trial()` by subclassing a `Tuner` "
+                             "class without using a `HyperModel` instance.")
         objective, given = _given_objective(args, kwargs)
         options.check_objective(objective, given)
         args, kwargs = _with_objective(args, kwargs, objective)

@@ -296,3 +296,23 @@ def test_no_warning_filters_are_installed(data, tmp_path):
     tuner = ktplus.RandomSearch(build, objective="val_accuracy", max_trials=1, directory=tmp_path)
     tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
     assert list(warnings.filters) == before
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: ktplus.RandomSearch(max_trials=2, directory=d),
+    lambda d: ktplus.Hyperband(objective="val_loss", max_epochs=2, directory=d),
+    lambda d: ktplus.Tuner(keras_tuner.oracles.RandomSearchOracle(max_trials=2), directory=d),
+])
+def test_no_hypermodel_without_an_own_run_trial_is_keras_tuners_error(tmp_path, make):
+    with pytest.raises(ValueError, match="Received `hypermodel=None`"):
+        make(tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+    class OwnRunTrial(ktplus.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            return trial.hyperparameters.Float("x", 0, 1)
+
+    tuner = OwnRunTrial(keras_tuner.oracles.RandomSearchOracle(keras_tuner.Objective("score", "max"), max_trials=2),
+                        directory=tmp_path / "own")
+    tuner.search()
+    assert len(tuner.oracle.trials) == 2
