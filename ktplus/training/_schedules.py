@@ -362,7 +362,9 @@ class LearningRateDecay(keras.callbacks.Callback):
 
     Args:
         decay: The `LRDecay` to apply.
-        total_epochs: The epoch budget the schedule spans.
+        total_epochs: The epoch budget the schedule spans, or None for the
+            epochs each fit trains (``epochs`` of ``model.fit``, which Keras
+            hands callbacks as ``self.params["epochs"]``).
         monitor: Metric watched by "plateau".
         mode: "min" or "max", the better direction of ``monitor``.
 
@@ -377,22 +379,24 @@ class LearningRateDecay(keras.callbacks.Callback):
     [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, decay: LRDecay, total_epochs: int, monitor: str = "val_loss",
+    def __init__(self, decay: LRDecay, total_epochs: int | None, monitor: str = "val_loss",
                  mode: str = "min") -> None:
         super().__init__()
         if not isinstance(decay, LRDecay):
             raise invalid("decay", decay, "a ktplus.training.LRDecay (for lr_decay='tune', the one "
                                           "decay_from_hp(hp, tuned) returns)")
-        if not isinstance(total_epochs, numbers.Integral) or isinstance(total_epochs, bool) or total_epochs < 1:
-            raise invalid("total_epochs", total_epochs, "an integer >= 1")
+        if total_epochs is not None and (not isinstance(total_epochs, numbers.Integral)
+                                         or isinstance(total_epochs, bool) or total_epochs < 1):
+            raise invalid("total_epochs", total_epochs, "None (the epochs each fit trains) or an integer >= 1")
         if mode not in ("min", "max"):
             raise invalid("mode", mode, "'min' or 'max'")
         self.decay: LRDecay = decay
-        self.total_epochs: int = int(total_epochs)
+        self.total_epochs: int | None = None if total_epochs is None else int(total_epochs)
         self.monitor: str = monitor
         self.mode: str = mode
         self.base_lr: float | None = None
         self.current: float | None = None
+        self._span: int = self.total_epochs or 1
         self._reset()
 
     def _reset(self) -> None:
@@ -404,6 +408,8 @@ class LearningRateDecay(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._reset()
         self.current = None
+        # The epochs this fit trains, as Keras' fit hands them (set before on_train_begin).
+        self._span = self.total_epochs or max(1, int((self.params or {}).get("epochs") or 1))
         optimizer = self.model.optimizer
         if not _rate_is_settable(optimizer):
             warnings.warn("lr_decay is ignored for a model compiled with a "
@@ -416,7 +422,7 @@ class LearningRateDecay(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.base_lr is None:
             return
-        self.current = self.base_lr * self.decay.factor(epoch, self.total_epochs, self._reductions)
+        self.current = self.base_lr * self.decay.factor(epoch, self._span, self._reductions)
         _set_lr(self.model.optimizer, self.current)
 
     def _improves(self, value: float) -> bool:
@@ -452,7 +458,7 @@ class LearningRateDecay(keras.callbacks.Callback):
                 self._wait = 0
 
 
-def decay_callback(lr_decay: Any, hp: Any, total_epochs: int, monitor: str,
+def decay_callback(lr_decay: Any, hp: Any, total_epochs: int | None, monitor: str,
                    mode: str) -> LearningRateDecay | None:
     """The `LearningRateDecay` callback of a trial (None without a schedule).
 
@@ -460,7 +466,8 @@ def decay_callback(lr_decay: Any, hp: Any, total_epochs: int, monitor: str,
         lr_decay: The tuner's parsed ``lr_decay`` (an `LRDecay`, a
             `TunedLRDecay`, whose choice is read from ``hp``, or None).
         hp: The trial's hyperparameters.
-        total_epochs: The epoch budget the schedule spans.
+        total_epochs: The epoch budget the schedule spans, or None for the
+            epochs each fit trains (Keras' ``params["epochs"]``).
         monitor: The metric "plateau" watches.
         mode: "min" or "max", the better direction of ``monitor``.
     """

@@ -175,8 +175,10 @@ class TrialRecorder:
             values[_facts.NUM_PARAMS] = float(self.num_params)
         return values
 
-    def execution_callbacks(self, hp: Any, total_epochs: int) -> list[keras.callbacks.Callback]:
-        """ktplus's callbacks for one execution (a fresh set each time)."""
+    def execution_callbacks(self, hp: Any, total_epochs: int | None) -> list[keras.callbacks.Callback]:
+        """ktplus's callbacks for one execution (a fresh set each time); the
+        learning-rate schedule spans ``total_epochs`` (None: the epochs the
+        fit trains)."""
         options = self.tuner.options
         obj = self._objective
         ours: list[keras.callbacks.Callback] = []

@@ -510,16 +510,23 @@ class Tuner(TunerHooks):
         check_num_models(self, num_models)
         return list(super().get_best_models(num_models))
 
+    def _hyperband_budget(self) -> int | None:
+        """Hyperband's ``max_epochs`` (None for the other tuners)."""
+        max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)
+        return int(max_epochs) if max_epochs else None
+
     def _total_epochs(self, kwargs: dict) -> int:
-        max_epochs = self._max_epochs or getattr(self.oracle, "max_epochs", None)  # Hyperband's budget
-        return int(max_epochs or kwargs.get("epochs") or 1)
+        """The epoch budget of a search fit with ``kwargs`` (what a refit replays)."""
+        return int(self._hyperband_budget() or kwargs.get("epochs") or 1)
 
     def _fit_execution(self, trial: Any, fit: Any, args: tuple, kwargs: dict) -> Any:
         recorder = self._recorder(trial)
         hp = trial.hyperparameters
         given = list(kwargs.get("callbacks", []))
         user_callbacks = [c for c in given if not isinstance(c, KERAS_TUNER_CALLBACKS)]
-        ours = recorder.execution_callbacks(hp, self._total_epochs(kwargs))
+        # The schedule spans Hyperband's whole budget (a round trains up to its own end epoch);
+        # otherwise the epochs each fit trains, read from Keras (a HyperModel.fit may set its own).
+        ours = recorder.execution_callbacks(hp, self._hyperband_budget())
         for c in given:  # with cv: the checkpoint is the best epoch over all folds
             if isinstance(c, SaveBestEpoch) and recorder.checkpoint_best is not None:
                 c.best_value = recorder.checkpoint_best
