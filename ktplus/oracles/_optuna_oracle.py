@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from ktplus._compat import TrialStatus
 from ktplus._facts import is_pruned
 from ktplus._pareto import objective_directions, objective_values
+from ktplus._seed import check_seed, oracle_seed
 from ktplus.oracles._samplers import check_sampler, make_sampler, quiet_optuna
 from ktplus.oracles._space import active_params, suggest
 
@@ -61,8 +62,10 @@ class OptunaOracle(keras_tuner.Oracle):
             spaces; Optuna's multi-objective TPE with several objectives),
             "cmaes", "gp" (needs PyTorch), "qmc", "random", "nsga2" (two or
             more objectives), or any `optuna.samplers.BaseSampler`.
-        seed: Seeds a named sampler: the same seed suggests the same
-            sequence of configurations in a single-process search.
+        seed: Seeds a named sampler: the same seed (``seed=0`` included)
+            suggests the same sequence of configurations in a single-process
+            search. None: a random seed, drawn once and kept with the
+            oracle's state (a resumed search goes on with it).
         hyperparameters: As keras-tuner's oracles.
         allow_new_entries: As keras-tuner's oracles.
         tune_new_entries: As keras-tuner's oracles.
@@ -98,10 +101,15 @@ class OptunaOracle(keras_tuner.Oracle):
         objective = create_objective(objective)
         self.directions = study_directions(objective)
         check_sampler(sampler, self.directions)
+        seed = check_seed(seed)
         super().__init__(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
-                         allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries, seed=seed,
+                         allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
+                         seed=oracle_seed(seed),
                          max_retries_per_trial=max_retries_per_trial,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)
+        # The given seed (0 included), else keras-tuner's draw, as a plain int.
+        self.seed: int = int(self.seed)
+        self._seed_state = self.seed
         self.sampler_name: str | None = sampler.lower() if isinstance(sampler, str) else None
         self.sampler = make_sampler(sampler, self.seed)
         self.study = self._new_study()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ktplus._seed import check_seed
 from ktplus.oracles import OptunaOracle
 from ktplus.tuners._tuner import _OPTIONS_DOC, Tuner
 
@@ -32,9 +33,10 @@ class OptunaSearch(Tuner):
             objectives), "cmaes", "gp" (needs PyTorch: ``pip install
             'ktplus[gp]'``), "qmc", "random", "nsga2" (two or more
             objectives), or any `optuna.samplers.BaseSampler` instance.
-        seed: Seeds a named sampler (the same seed gives the same sequence
-            of configurations in a single-process search) and the folds of
-            ``cv``.
+        seed: The search's one seed (``seed=0`` included): it seeds a named
+            sampler (the same seed gives the same sequence of configurations
+            in a single-process search), the folds of ``cv`` and ``refit``.
+            None: a random seed, drawn once (`search_seed` tells it).
         hyperparameters: As keras-tuner's tuners.
         tune_new_entries: As keras-tuner's tuners.
         allow_new_entries: As keras-tuner's tuners.
@@ -69,6 +71,7 @@ class OptunaSearch(Tuner):
         max_consecutive_failed_trials: int = 3,
         **kwargs: Any,
     ) -> None:
+        seed = check_seed(seed)
         self.seed = seed
         oracle = OptunaOracle(objective=objective, max_trials=max_trials, sampler=sampler, seed=seed,
                               hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,

@@ -22,6 +22,7 @@ from ktplus._compat import (
 )
 from ktplus._errors import invalid
 from ktplus._objectives import create_objective
+from ktplus._seed import check_seed, oracle_seed
 from ktplus.evaluation._cv import CrossValidation
 from ktplus.logging import SearchLogger
 from ktplus.oracles._queue import TrialQueue
@@ -216,7 +217,10 @@ class Tuner(TunerHooks):
                           "as gs://... are not supported)")
         self.options = options
         self._max_epochs = kwargs.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
-        self._given_seed = kwargs.get("seed")  # keras-tuner's oracles replace 0 or None by a random seed
+        # One seed, checked once: seed=0 is the seed 0 (keras-tuner's oracles would draw a random one).
+        self._given_seed = check_seed(kwargs.get("seed"))
+        if self._given_seed is not None:
+            kwargs["seed"] = oracle_seed(self._given_seed)
         with atomic_state_writes(os.fspath(directory or ".")):
             super().__init__(*args, **kwargs)
             if local_oracle(self.oracle) is self.oracle:  # a worker's client oracle holds no trials
@@ -267,12 +271,16 @@ class Tuner(TunerHooks):
 
     @property
     def search_seed(self) -> int | None:
-        """The ``seed`` the tuner was given (``seed=0`` included), else its
-        oracle's: it shuffles the folds of ``cv`` (the same folds in every
-        process of a distributed search given a seed) and seeds ``refit``."""
+        """The search's one seed: the ``seed`` the tuner was given
+        (``seed=0`` included), else its oracle's (an `OptunaOracle` keeps a
+        given 0; without one, the seed keras-tuner's oracle drew). The oracle
+        samples with it, it shuffles the folds of ``cv`` (the same folds in
+        every process of a distributed search given a seed) and seeds
+        ``refit``."""
         if self._given_seed is not None:
-            return int(self._given_seed)
-        return getattr(local_oracle(self.oracle), "seed", None)
+            return self._given_seed
+        seed = getattr(local_oracle(self.oracle), "seed", None)
+        return None if seed is None else int(seed)
 
     @property
     def curves(self) -> CurveStore:
