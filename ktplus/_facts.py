@@ -55,16 +55,3 @@ def status_of(trial: Any) -> str:
         return INFEASIBLE
     return status
 
-
-def best_trials_first(oracle: Any, n: int, among: int | None = None) -> list[Any]:
-    """At most ``n`` of the oracle's scored, completed trials, best first,
-    fully trained ones before pruned ones: a pruned trial's score covers
-    part of its training (with cross-validation, part of its folds), so it
-    is taken only when there are not enough fully trained trials.
-    `tuner.evaluate`, `tuner.refit` and ``keep_checkpoints`` rank this way.
-    ``among``: how many trials to rank (default: all the oracle holds; a
-    distributed worker's oracle client holds none and must say)."""
-    total = max(n, among or len(getattr(oracle, "trials", None) or {}))
-    ranked = [t for t in oracle.get_best_trials(total)
-              if status_of(t) in (COMPLETED, PRUNED) and t.score is not None]
-    return ([t for t in ranked if not is_pruned(t)] + [t for t in ranked if is_pruned(t)])[:n]

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ktplus import _facts
 from ktplus._compat import MultiObjective
+from ktplus._ranking import is_fully_scored
 
 #: Candidates compared at once: bounds the memory to CHUNK x n x k booleans.
 CHUNK = 256
@@ -90,7 +90,7 @@ def objective_values(trial: Any, objective: Any) -> list[float]:
 
 def _completed(trials: Iterable[Any], objective: Any) -> tuple[list[Any], np.ndarray, list[str], list[str]]:
     names, directions = objective_directions(objective)
-    done = [t for t in trials if _facts.status_of(t) == _facts.COMPLETED]  # not pruned, failed, infeasible
+    done = [t for t in trials if is_fully_scored(t)]  # the ranking's first tier: not pruned, failed, infeasible
     values = np.array([objective_values(t, objective) for t in done], dtype=float).reshape(len(done),
                                                                                           len(names))
     return done, values, names, directions

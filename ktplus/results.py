@@ -12,7 +12,9 @@ it trained on), ``epochs`` (run), ``best_epoch``, ``pruned_epoch``,
 ``num_params`` and ``trial_seconds`` (where trials recorded them: every
 ktplus trial that ran), every hyperparameter of the space (empty where
 inactive) and every metric at the best epoch as ``best/<metric>``. Best
-first, in the objective's direction; unscored trials last.
+first, in ktplus's one ranking (`ktplus._ranking`, the oracle's): fully
+trained trials by score in the objective's direction, then pruned trials
+(whose score covers part of their training or folds), then unscored ones.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from ktplus import _facts
 from ktplus._errors import invalid, invalid_type
+from ktplus._ranking import ranked
 
 META_FILE = "ktplus.json"
 #: DataFrame column -> the trial metric it comes from.
@@ -68,11 +71,13 @@ def hyperparameter_names(trials: Iterable[Any], space_names: Iterable[str] = ())
 
 def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
                   space_names: Iterable[str] = ()) -> Any:
-    """Builds the results DataFrame from keras-tuner `Trial` objects."""
+    """Builds the results DataFrame from keras-tuner `Trial` objects, best
+    first (`ktplus._ranking.ranked`)."""
     import pandas as pd
 
     trials = list(trials)
     names = hyperparameter_names(trials, space_names)
+    trials = ranked(trials, direction)
     recorded = [f for f in TRIAL_COLUMNS if any(t.metrics.exists(f) for t in trials)]
     rows = []
     for trial in trials:
@@ -105,7 +110,6 @@ def results_frame(trials: Iterable[Any], objective: str | None, direction: str,
         values = frame[fact] if fact in frame else None
         if values is not None and values.notna().all() and (values.astype(float) % 1 == 0).all():
             frame[fact] = values.astype("Int64")  # a mean over folds or executions stays a float
-    frame = frame.sort_values("score", ascending=direction != "max", na_position="last", kind="stable")
     frame.attrs["objective"] = objective
     frame.attrs["direction"] = direction
     return frame.reset_index(drop=True)

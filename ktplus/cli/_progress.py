@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ktplus import _facts
+from ktplus._ranking import best_trials
 
 
 def fmt_seconds(s: float) -> str:
@@ -110,8 +111,8 @@ def with_progress(cls: type, progress_factory: Callable[[Any], Progress]) -> typ
                     detail += f" ({', '.join(f'{n} {v:.4g}' for n, v in zip(names, values))})"
                 self._progress.update(len(finished), None, detail, front=len(self.pareto_front()))
                 return
-            best = self.oracle.get_best_trials(1)
-            score = best[0].score if best and best[0].score is not None else None
+            best = best_trials(self.oracle, 1)  # ktplus's one ranking: fully trained trials first
+            score = best[0].score if best else None
             if trial.score is not None:
                 detail += f" ({self.oracle.objective.name} {trial.score:.4g})"
             self._progress.update(len(finished), score, detail)

@@ -322,7 +322,12 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
 
 
 def _best_trial(tuner: Any) -> Any:
-    best = tuner.oracle.get_best_trials(1)
+    """The best scored trial in ktplus's one ranking: the one ``tuner.evaluate``
+    scores and ``tuner.refit`` trains (never a pruned trial before a fully
+    trained one)."""
+    from ktplus._ranking import best_trials
+
+    best = best_trials(tuner.oracle, 1)
     if not best:
         raise CLIError("ktplus: no trial completed, so there is no best model to evaluate or export")
     return best[0]

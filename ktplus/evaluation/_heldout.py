@@ -415,10 +415,11 @@ def _check_num_models(num_models: Any) -> int:
 
 def best_trials(tuner: Any, num_models: int, what: str = "evaluate") -> list[Any]:
     """The best completed trials with a score, best first (at most
-    ``num_models``); a clear error naming ``what()`` when there is none."""
-    from ktplus._facts import best_trials_first
+    ``num_models``, in ktplus's one ranking: `ktplus._ranking`); a clear
+    error naming ``what()`` when there is none."""
+    from ktplus._ranking import best_trials as ranked_trials
 
-    trials = best_trials_first(tuner.oracle, num_models)
+    trials = ranked_trials(tuner.oracle, num_models)
     if not trials:
         raise ValueError(f"{what}(): no trial has completed with a score yet, so there is no model to "
                          f"{what}. Run `tuner.search(...)` first (or reload a finished search with "

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from ktplus import _facts
+from ktplus._ranking import is_fully_scored, tiered
 from ktplus.reporting._project import Search, trial_number
 
 #: Marker and colour of each status, the same in every figure.
@@ -81,7 +82,7 @@ def history(search: Search) -> Any:
                                  hovertemplate="%{text}<br>score %{y:.4g}<extra></extra>",
                                  marker={"symbol": style["symbol"], "color": style["color"], "size": 10,
                                          "line": {"width": 2, "color": style["color"]}}))
-    done = sorted((t for t in scored if _status(t) == _facts.COMPLETED), key=lambda t: xs[str(t.trial_id)])
+    done = sorted((t for t in scored if is_fully_scored(t)), key=lambda t: xs[str(t.trial_id)])
     if done:
         best_of = max if search.direction == "max" else min
         best, line = None, []
@@ -339,6 +340,7 @@ def fold_spread(search: Search, folds: dict[str, list[float]]) -> Any:
             1, len(folds.get(str(t.trial_id), [])))), reverse=direction == "max")
     else:
         trials.sort(key=_score, reverse=search.direction == "max")
+    trials = tiered(trials)  # ktplus's ranking: pruned trials (fewer folds) after fully scored ones
     fig = go.Figure()
     for t in trials:
         name = f"trial {t.trial_id}"

@@ -5,16 +5,19 @@ keras-tuner keeps the best-epoch weights of every trial
 a ktplus tuner deletes, after each trial, the checkpoints that can no
 longer be needed. It never deletes:
 
-* the checkpoints of the k best trials by the oracle's ranking
-  (``oracle.get_best_trials(k)``: the trials ``get_best_models(n <= k)``
-  loads) and, for such a trial that continued another (Hyperband's
+* the checkpoints of the k best trials by ktplus's one ranking
+  (`ktplus._ranking`, the oracle's ``get_best_trials(k)``: the trials
+  ``get_best_models(n <= k)``, ``evaluate`` and ``refit`` load, pruned
+  trials after the fully trained ones) and, for such a trial that
+  continued another (Hyperband's
   ``tuner/trial_id``), the checkpoint of that parent: keras-tuner's
   Hyperband loads it before the trial's own weights when it rebuilds the
   model;
 * the checkpoint of any trial that has not finished (running, waiting for a
   retry, re-queued after a crash or a lost worker), nor the one it continues;
 * with Hyperband, the checkpoint of any trial a later round of a bracket may
-  still continue from.
+  still continue from (never a pruned trial: ktplus's Hyperband does not
+  promote one).
 
 Crash safety: `prune_checkpoints` runs once the oracle has recorded and saved
 the ended trial (whose checkpoint was written during the trial), and only
@@ -43,13 +46,13 @@ from typing import Any
 from ktplus._compat import (
     HyperbandOracle,
     TrialStatus,
-    hyperband_promotable,
     local_oracle,
     saved_trials,
 )
 from ktplus._errors import invalid
-from ktplus._facts import best_trials_first
+from ktplus._ranking import tier
 from ktplus.tuners._distributed import is_worker
+from ktplus.tuners._oracles import promotable_trials
 
 #: Trial statuses after which a trial never trains (nor loads a checkpoint) again.
 FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
@@ -139,18 +142,19 @@ def prune_checkpoints(tuner: Any) -> list[str]:
         promotable: set[str] = set()
     else:
         trials = {str(tid): trial for tid, trial in oracle.trials.items()}
-        promotable = hyperband_promotable(oracle) or set()
+        promotable = promotable_trials(oracle) or set()
     finished = {tid for tid, trial in trials.items() if trial.status in FINISHED}
+    # The one ranking: what get_best_models(n <= k), evaluate() and refit() load.
     best = oracle.get_best_trials(keep)
-    loaded = best_trials_first(oracle, keep, among=len(trials))  # what evaluate() and refit() load
 
-    kept = {str(trial.trial_id) for trial in (*best, *loaded)} | promotable
+    kept = {str(trial.trial_id) for trial in best} | promotable
     if len(best) == keep and best[-1].score is not None:
-        # Ties with the k-th best: the oracle orders them by its trial dict, which a resume
-        # rebuilds in directory-listing order, so any of them may rank in the top k later.
-        kept.update(tid for tid, trial in trials.items() if trial.score == best[-1].score)
+        # Ties with the k-th best (in its tier): the oracle orders them by its trial dict, which a
+        # resume rebuilds in directory-listing order, so any of them may rank in the top k later.
+        last = best[-1]
+        kept.update(tid for tid, trial in trials.items() if trial.score == last.score and tier(trial) == tier(last))
     # Rebuilding a kept model, or training an unfinished trial, loads the checkpoint it continues.
-    needing_parent = [*best, *loaded, *(trial for tid, trial in trials.items() if tid not in finished)]
+    needing_parent = [*best, *(trial for tid, trial in trials.items() if tid not in finished)]
     kept.update(p for p in map(_parent, needing_parent) if p is not None)
 
     done = _gone.setdefault(tuner, set())

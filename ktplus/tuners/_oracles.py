@@ -22,6 +22,13 @@ already promotes completed trials only.
 `adopt_oracle` gives keras-tuner's own Hyperband and Bayesian oracles (exact
 classes only) this behaviour; a user's oracle subclass is left as it is and
 sees a pruned trial as COMPLETED with the metric ``pruned`` = 1.
+
+Every oracle of a ktplus tuner (keras-tuner's, ktplus's Optuna oracle or a
+user's) ranks its trials with `ktplus._ranking`: ``adopt_oracle`` makes its
+``get_best_trials`` put pruned trials after the fully trained ones, so
+keras-tuner's ``get_best_hyperparameters``/``get_best_models`` name the same
+best trial as ``results()``, ``evaluate()`` and ``refit()``. A distributed
+worker's oracle is a gRPC client: the chief's oracle ranks for it.
 """
 
 from __future__ import annotations
@@ -30,8 +37,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ktplus._compat import BayesianOptimizationOracle, HyperbandOracle, TrialStatus
+from ktplus._compat import (
+    BayesianOptimizationOracle,
+    HyperbandOracle,
+    TrialStatus,
+    hyperband_promotable,
+    local_oracle,
+)
 from ktplus._facts import is_pruned
+from ktplus._ranking import ranked_best
 
 
 def _pruned(trials: Any) -> list[Any]:
@@ -97,12 +111,41 @@ _ADOPTED = {HyperbandOracle: PruningAwareHyperbandOracle,
             BayesianOptimizationOracle: PruningAwareBayesianOptimizationOracle}
 
 
+class RankedBestTrials:
+    """An oracle's ``get_best_trials`` under ktplus's ranking: its class's
+    own method (keras-tuner's order, or a user's), pruned trials moved after
+    the fully trained ones (`ktplus._ranking.ranked_best`). Set on the
+    oracle instance by `adopt_oracle`, so the oracle keeps its class."""
+
+    def __init__(self, oracle: Any) -> None:
+        self.oracle = oracle
+
+    def __call__(self, num_trials: int = 1) -> list[Any]:
+        own = type(self.oracle).get_best_trials.__get__(self.oracle)
+        return ranked_best(self.oracle, own, num_trials)
+
+
 def adopt_oracle(oracle: Any) -> None:
     """Gives keras-tuner's own Hyperband/Bayesian oracle (exact class) the
-    pruning-aware behaviour above; other oracles are left untouched."""
+    pruning-aware behaviour above, and every oracle that holds the trials
+    (not a distributed worker's client: the chief's oracle ranks) the
+    ranking of `ktplus._ranking` for ``get_best_trials``."""
     cls = _ADOPTED.get(type(oracle))
     if cls is not None:
         oracle.__class__ = cls
+    if local_oracle(oracle) is oracle and not isinstance(vars(oracle).get("get_best_trials"), RankedBestTrials):
+        oracle.get_best_trials = RankedBestTrials(oracle)
+
+
+def promotable_trials(oracle: Any) -> set[str] | None:
+    """The trials a later Hyperband round may still continue from (their
+    checkpoints must stay), or None when ``oracle`` is no Hyperband oracle.
+    The pruning-aware Hyperband above never promotes a pruned trial; a
+    user's Hyperband subclass may promote any completed one."""
+    ids = hyperband_promotable(oracle)
+    if ids is None or not isinstance(oracle, PruningAwareHyperbandOracle):
+        return ids
+    return {tid for tid in ids if tid not in oracle.trials or not is_pruned(oracle.trials[tid])}
 
 
 def retry_unrecorded(oracle: Any) -> list[str]:

@@ -134,7 +134,7 @@ def test_none_keeps_every_checkpoint_and_does_nothing(kept_two, data, tmp_path, 
 
     monkeypatch.setattr(tuner.oracle, "get_best_trials", refuse)
     monkeypatch.setattr(_keep, "saved_trials", refuse)
-    monkeypatch.setattr(_keep, "hyperband_promotable", refuse)
+    monkeypatch.setattr(_keep, "promotable_trials", refuse)
     assert prune_checkpoints(tuner) == []
 
 
@@ -216,7 +216,7 @@ def test_a_worker_reads_the_chiefs_records_and_spares_hyperband(kept_two, hyperb
     assert all(os.path.exists(tuner._checkpoint_path(tid)) for tid in ids)
 
 
-def test_the_best_fully_trained_trial_keeps_its_checkpoint_beside_a_pruned_leader(tmp_path):
+def test_the_best_fully_trained_trial_keeps_its_checkpoint_not_a_pruned_leader(tmp_path):
     from keras_tuner.engine.trial import Trial
 
     from ktplus.tuners._keep import prune_checkpoints
@@ -233,6 +233,8 @@ def test_the_best_fully_trained_trial_keeps_its_checkpoint_beside_a_pruned_leade
         path = tuner._checkpoint_path(trial_id)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").close()
-    # evaluate() and refit() take trial 2 (fully trained) before the pruned leader
-    assert prune_checkpoints(tuner) == ["1"]
-    assert os.path.exists(tuner._checkpoint_path("0")) and os.path.exists(tuner._checkpoint_path("2"))
+    # One ranking: get_best_models(), evaluate() and refit() all take trial 2 (fully trained)
+    # before the pruned leader, whose checkpoint goes.
+    assert [t.trial_id for t in tuner.oracle.get_best_trials(1)] == ["2"]
+    assert prune_checkpoints(tuner) == ["0", "1"]
+    assert not os.path.exists(tuner._checkpoint_path("0")) and os.path.exists(tuner._checkpoint_path("2"))
