@@ -355,3 +355,48 @@ def build_model(tuner: Any, hp: Any) -> Any:
     for name in [n for n in hp.values if n.startswith("tuner/")]:
         del hp.values[name]
     return tuner._try_build(hp)
+
+
+@contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Runs a block (a pre-flight model build and evaluation) and puts back
+    every global random state it may draw from or reset: Python's
+    ``random`` (Keras' unseeded initializers and seed generators draw their
+    seeds there), numpy's, Keras' global seed and global `SeedGenerator`
+    (``keras.backend.clear_session`` drops both: ``global_state``), the
+    TensorFlow eager context's operation seeds and PyTorch's CPU generator.
+    What the block does is then invisible to the trials that follow."""
+    import random
+    import sys
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    keras_seed = global_state.get_global_attribute(rng_utils.GLOBAL_RANDOM_SEED)
+    generator = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+    generator_state = None if generator is None else generator.state.value * 1  # a copy
+    tf_context = tf_seed = tf_rng = None
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.eager import context
+
+        tf_context = context.context()
+        tf_seed, tf_rng = tf_context._seed, getattr(tf_context, "_rng", None)
+        tf_rng = None if tf_rng is None else (tf_rng, tf_rng.getstate())
+    torch_state = sys.modules["torch"].get_rng_state() if "torch" in sys.modules else None
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, keras_seed)
+        global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, generator)
+        if generator is not None:
+            generator.state.assign(generator_state)
+        if tf_context is not None and tf_context._seed == tf_seed and tf_rng is not None:
+            tf_context._rng = tf_rng[0]
+            tf_rng[0].setstate(tf_rng[1])
+        if torch_state is not None:
+            sys.modules["torch"].set_rng_state(torch_state)

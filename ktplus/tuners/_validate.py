@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ktplus._compat import DefaultObjective, objective_names
+from ktplus._compat import DefaultObjective, objective_names, random_state_kept
 from ktplus._objectives import is_trial_level
 from ktplus.datasets import non_finite
 from ktplus.hypermodels._base import BaseHyperModel
@@ -118,19 +118,22 @@ def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -
     """Builds the default model once and evaluates it on two samples: the
     data must fit the model, and the objective must be one of its metrics.
     The tuner's ``max_model_size`` is not applied: an oversized default
-    configuration is skipped as a trial, while others may fit."""
+    configuration is skipped as a trial, while others may fit. Every global
+    random state is put back as it was: a seeded search trains exactly as
+    keras-tuner's would."""
     import keras
 
     hp = tuner.oracle.get_space()
-    try:
-        model = tuner._build_hypermodel(hp)  # applies the tuner's own loss/optimizer/metrics
-        logs = model.evaluate(x[:2], y[:2], verbose=0, return_dict=True)
-    except Exception as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"search(): the data does not fit the model built with the default "
-                         f"hyperparameters: {type(e).__name__}: {message}") from e
-    finally:
-        keras.backend.clear_session(free_memory=False)
+    with random_state_kept():
+        try:
+            model = tuner._build_hypermodel(hp)  # applies the tuner's own loss/optimizer/metrics
+            logs = model.evaluate(x[:2], y[:2], verbose=0, return_dict=True)
+        except Exception as e:
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"search(): the data does not fit the model built with the default "
+                             f"hyperparameters: {type(e).__name__}: {message}") from e
+        finally:
+            keras.backend.clear_session(free_memory=False)
     available = sorted(logs)
     for name in names:
         base = name[4:] if name.startswith("val_") else name
