@@ -129,18 +129,38 @@ def test_the_oracle_keeps_keras_tuners_order_among_fully_trained_trials(tmp_path
     assert list(tuner.results()["trial_id"]) == expected
 
 
-def test_a_users_oracle_ranks_the_same_way(tmp_path):
-    """An oracle class ktplus does not know (a user's subclass) ranks
-    pruned trials after fully trained ones too."""
-    from keras_tuner.engine.trial import Trial
-
+def _user_oracle_tuner(directory):
     class MyOracle(keras_tuner.oracles.RandomSearchOracle):
         pass
 
     oracle = MyOracle(objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=2)
     tuner = ktplus.Tuner(oracle=oracle, hypermodel=ktplus.DenseHyperModel(input_shape=(4,), num_classes=2),
-                         directory=tmp_path, tensorboard=False)
-    assert type(tuner.oracle) is MyOracle
+                         directory=directory, tensorboard=False)
+    assert type(tuner.oracle) is MyOracle  # ranked, and still the user's class
+    return tuner
+
+
+TUNERS = {
+    "user oracle": _user_oracle_tuner,
+    "optuna": lambda d: ktplus.OptunaSearch(ktplus.DenseHyperModel(input_shape=(4,), num_classes=2),
+                                            objective="val_accuracy", max_trials=2, directory=d,
+                                            tensorboard=False),
+    "bayesian": lambda d: ktplus.BayesianOptimization(ktplus.DenseHyperModel(input_shape=(4,), num_classes=2),
+                                                      objective="val_accuracy", max_trials=2, directory=d,
+                                                      tensorboard=False),
+}
+
+
+@pytest.mark.parametrize("make", TUNERS.values(), ids=list(TUNERS))
+def test_every_oracle_ranks_the_same_way_also_for_a_worker(make, tmp_path):
+    """Oracles ktplus does not build itself (a user's subclass, Optuna's)
+    rank pruned trials after fully trained ones too, and a distributed
+    worker gets the chief's ranking through keras-tuner's gRPC service."""
+    from keras_tuner.engine.trial import Trial
+
+    from ktplus._compat import grpc_parts
+
+    tuner = make(tmp_path)
     for trial_id, score, pruned in [("0", 0.9, 1.0), ("1", 0.6, 0.0)]:
         trial = Trial(tuner.oracle.get_space(), trial_id=trial_id, status="COMPLETED")
         trial.score = score
@@ -148,6 +168,11 @@ def test_a_users_oracle_ranks_the_same_way(tmp_path):
         trial.metrics.update("pruned", pruned)
         tuner.oracle.trials[trial_id] = trial
     assert [t.trial_id for t in tuner.oracle.get_best_trials(1)] == ["1"]
+
+    protos, oracle_chief = grpc_parts()  # what a worker's OracleClient.get_best_trials receives
+    response = oracle_chief.OracleServicer(tuner.oracle).GetBestTrials(
+        protos.get_service().GetBestTrialsRequest(num_trials=1), None)
+    assert [Trial.from_proto(t).trial_id for t in response.trials] == ["1"]
 
 
 def _run_cli(*argv):
