@@ -400,3 +400,19 @@ def random_state_kept() -> Iterator[None]:
             tf_rng[0].setstate(tf_rng[1])
         if torch_state is not None:
             sys.modules["torch"].set_rng_state(torch_state)
+
+
+def keras_training_split(arrays: Any, validation_split: float) -> Any:
+    """The part of ``arrays`` (a nested structure, e.g. ``(x, y)``) that
+    ``model.fit(..., validation_split=...)`` trains on, split by Keras' own
+    ``train_validation_split``: the first ``floor(n * (1 - validation_split))``
+    samples, floats cast to ``keras.backend.floatx()`` as Keras casts them.
+
+    Raises:
+        ValueError: Keras' own, for data it cannot split (a dataset, a
+            generator) or too few samples to split.
+    """
+    from keras.src.trainers.data_adapters import array_slicing
+
+    train, _ = array_slicing.train_validation_split(arrays, validation_split=validation_split)
+    return train

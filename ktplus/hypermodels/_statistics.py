@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ktplus._compat import keras_training_split
+
 #: Samples kept for the augmentation preview.
 PREVIEW_SAMPLES = 4
 #: Rows processed at a time (bounds the float64 temporaries).
@@ -169,21 +171,20 @@ def compute_statistics(x: Any, y: Any = None, *, validation_split: float | None 
         x: Training inputs (see the module docstring for the types).
         y: Training targets, or None (inside ``x`` for a dataset).
         validation_split: As ``model.fit``'s: the last fraction of the
-            arrays is validation data and left out.
+            arrays is validation data and left out (Keras' own split: the
+            first ``floor(n * (1 - validation_split))`` samples are kept).
 
     Returns:
         A `DataStatistics`.
     """
+    if validation_split:
+        # Exactly the rows model.fit trains on: Keras' own split (which refuses data it cannot split).
+        x, y = keras_training_split((x, y), validation_split)
     moments = _Moments()
     labels: list[np.ndarray] = []
     sample: np.ndarray | None = None
     for xb, yb in _batches(x, y):
         xb = np.asarray(xb)
-        if validation_split:
-            # keras' split: the first ceil(n * (1 - split)) samples train.
-            keep = int(np.ceil(len(xb) * (1.0 - validation_split)))
-            xb = xb[:keep]
-            yb = None if yb is None else np.asarray(yb)[:keep]
         if xb.dtype.kind not in "biuf":
             raise ValueError(f"data preparation needs numeric inputs, got dtype {xb.dtype}")
         moments.add(xb)
