@@ -236,6 +236,50 @@ class OversizedModelError(keras_tuner.errors.FailedTrialError):
 _OVERSIZED = re.compile(r"^Oversized model: (\d+) parameters")
 
 
+def with_objective_value(results: Any, objective: Any) -> Any:
+    """A trial's ``results`` (as ``HyperModel.fit`` or ``Tuner.run_trial``
+    return them) with a list objective's combined value where a dict of
+    metrics holds every objective but not that value: keras-tuner wants it
+    under ``multi_objective`` and computes it as ``MultiObjective.get_value``
+    does ("min" metrics added, "max" ones subtracted). Anything else (a
+    single objective, a History, a float, a dict lacking an objective) is
+    returned as it is, for keras-tuner to read or refuse."""
+    if not isinstance(objective, MultiObjective):
+        return results
+    if isinstance(results, list):
+        return [with_objective_value(r, objective) for r in results]
+    if isinstance(results, dict) and objective.name not in results and objective.has_value(results):
+        return {**results, objective.name: objective.get_value(results)}
+    return results
+
+
+@contextmanager
+def _completing(owner: Any, name: str, objective: Any) -> Iterator[None]:
+    """While open, ``owner.<name>()`` (``HyperModel.fit``, ``Tuner.run_trial``)
+    returns its results through `with_objective_value`: keras-tuner validates
+    them right after the call (``validate_trial_results``). Only with a list
+    objective, and only on ``owner`` itself (its class is untouched)."""
+    attrs = getattr(owner, "__dict__", None)
+    if not isinstance(objective, MultiObjective) or attrs is None:
+        yield
+        return
+    missing = object()
+    own = attrs.get(name, missing)
+    method = getattr(owner, name)
+
+    def completed(*args: Any, **kwargs: Any) -> Any:
+        return with_objective_value(method(*args, **kwargs), objective)
+
+    attrs[name] = completed
+    try:
+        yield
+    finally:
+        if own is missing:
+            attrs.pop(name, None)
+        else:
+            attrs[name] = own
+
+
 class TunerHooks(keras_tuner.Tuner):
     """Maps the private `keras_tuner.Tuner` methods ktplus extends to named
     hooks, so the rest of ktplus overrides no underscored method.
@@ -255,11 +299,16 @@ class TunerHooks(keras_tuner.Tuner):
     hands the trial to the oracle (across keras-tuner's gRPC in a
     distributed search, which carries the status but not the message), and
     no traceback is printed for it.
+
+    With a list objective, the dict of metrics a ``HyperModel.fit`` or a
+    ``run_trial`` returns gets the combined ``multi_objective`` value
+    keras-tuner asks for (`with_objective_value`).
     """
 
     def _run_and_update_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
         try:
-            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            with _completing(self, "run_trial", self.oracle.objective):
+                return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
         except OversizedModelError as error:  # a skipped configuration, not an error
             self.__dict__.setdefault("_oversized_trials", {})[trial.trial_id] = error
             return None
@@ -273,7 +322,8 @@ class TunerHooks(keras_tuner.Tuner):
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         def fit(*fit_args: Any, **fit_kwargs: Any) -> Any:
-            return super(TunerHooks, self)._build_and_fit_model(trial, *fit_args, **fit_kwargs)
+            with _completing(self.hypermodel, "fit", self.oracle.objective):
+                return super(TunerHooks, self)._build_and_fit_model(trial, *fit_args, **fit_kwargs)
 
         return self._fit_execution(trial, fit, args, kwargs)
 
