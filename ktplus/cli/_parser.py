@@ -158,9 +158,12 @@ def _add_search(sub: Any) -> None:
                         "training data), none, or tune (both); classification only (default: none)")
     s.add_argument("--directory", default="runs", help="where searches live (default: runs)")
     s.add_argument("--project", default=None, help="project name (default: the dataset's name)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="random seed: it draws the test and validation rows and the folds, so a resume must "
+                        "repeat it (default: 0)")
     s.add_argument("--validation-split", type=_fraction, default=None,
-                   help="fraction of the non-test data held out for validation (default: 0.2; not with --cv)")
+                   help="fraction of the non-test data held out for validation (default: 0.2; not with --cv; "
+                        "a resume must repeat it)")
     s.add_argument("--cv", type=_folds, default=None, metavar="K",
                    help="cross-validate every trial on K folds of the non-test data instead of one validation "
                         "split (stratified for classification); the score is the mean over the folds")

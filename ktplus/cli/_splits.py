@@ -123,18 +123,25 @@ def read_data_file(project_dir: str) -> dict[str, Any]:
     return read_json_dict(os.path.join(project_dir, DATA_FILE))
 
 
-def _flags(settings: dict[str, Any]) -> str:
-    parts = [f"--test-split {settings['test_split']}" if settings.get("test_split") else "no --test-split",
-             f"--cv {settings['cv']}" if settings.get("cv") else "no --cv"]
-    if settings.get("test_split"):
-        parts.append(f"--seed {settings.get('seed')}")
+def _flags(settings: dict[str, Any], keys: list[str]) -> str:
+    """The flags of ``settings`` named by ``keys``, as a command line gives them."""
+    flag = {"test_split": "--test-split", "cv": "--cv", "seed": "--seed", "validation_split": "--validation-split"}
+    parts = []
+    for key in keys:
+        value = settings.get(key)
+        if value is not None:
+            parts.append(f"{flag[key]} {value}")
+        elif key in ("test_split", "cv"):
+            parts.append(f"no {flag[key]}")
     return ", ".join(parts)
 
 
 def check_same_split(args: argparse.Namespace, project_dir: str) -> None:
-    """Refuses to resume a search with a different ``--test-split``, ``--cv``
-    or (with a test split) ``--seed``: its trials would have trained on the
-    rows now held out, or been scored another way.
+    """Refuses to resume a search with a different ``--test-split``, ``--cv``,
+    ``--seed`` (it draws the test rows, the validation rows and the folds) or
+    ``--validation-split``: its trials would have trained or been validated
+    on other rows, or been scored another way, and one leaderboard would mix
+    them.
 
     A search without the record (written by an older ktplus or the Python
     API) is resumed only without ``--test-split`` and ``--cv``.
@@ -146,11 +153,11 @@ def check_same_split(args: argparse.Namespace, project_dir: str) -> None:
     if not isinstance(theirs, dict):
         if ours["test_split"] is None and ours["cv"] is None:
             return
-        theirs = {"test_split": None, "cv": None, "seed": None}
-    keys = ["test_split", "cv"] + (["seed"] if ours["test_split"] is not None else [])
-    if any(ours.get(k) != theirs.get(k) for k in keys):
-        raise CLIError(f"ktplus: {project_dir} was searched with {_flags(theirs)}; resuming it with "
-                       f"{_flags(ours)} would mix trials that saw other rows or were scored another way: "
+        theirs = {"test_split": None, "cv": None}
+    differ = [k for k in ("test_split", "cv", "seed", "validation_split") if k in theirs and ours.get(k) != theirs[k]]
+    if differ:
+        raise CLIError(f"ktplus: {project_dir} was searched with {_flags(theirs, differ)}; resuming it with "
+                       f"{_flags(ours, differ)} would mix trials that saw other rows or were scored another way: "
                        "use the same flags, --overwrite, or another --project")
 
 
