@@ -407,6 +407,66 @@ def build_model(tuner: Any, hp: Any) -> Any:
     return tuner._try_build(hp)
 
 
+# -- facts only Keras' private modules tell ------------------------------------
+
+
+def keras_array_dtype(dtype: Any) -> Any:
+    """The dtype Keras' own array adapter gives numpy data of ``dtype`` in
+    ``fit`` (``array_slicing.convert_to_sliceable``: floats that are not
+    ``keras.backend.floatx()`` are cast to it), as a numpy dtype; None for a
+    dtype Keras' adapter refuses. Asked of Keras with an empty array."""
+    import numpy as np
+    from keras.src.trainers.data_adapters import array_slicing
+
+    try:
+        return np.dtype(array_slicing.convert_to_sliceable(np.empty((0,), dtype)).array.dtype)
+    except (ValueError, TypeError):
+        return None
+
+
+def batch_hook_names() -> tuple[str, ...]:
+    """The batch-level hooks of `keras.callbacks.Callback` (``on_batch_end``,
+    ``on_train_batch_begin``, ``on_predict_batch_end``, ...)."""
+    import keras
+
+    return tuple(sorted(n for n in dir(keras.callbacks.Callback) if n.startswith("on_") and "batch" in n))
+
+
+def has_batch_hooks(callback: Any) -> bool:
+    """Whether ``callback`` defines a batch-level hook, decided as Keras'
+    ``CallbackList`` decides it (``python_utils.is_default`` of the bound
+    hook): a method a subclass overrides and a function set on the instance
+    (``keras.callbacks.LambdaCallback(on_train_batch_end=...)``) both count."""
+    from keras.src.utils.python_utils import is_default
+
+    return any(not is_default(getattr(callback, name)) for name in batch_hook_names() if hasattr(callback, name))
+
+
+def backend_runs_steps_per_execution() -> bool:
+    """Whether Keras' backend trains with ``steps_per_execution`` above 1:
+    the PyTorch trainer refuses it (``keras/src/backend/torch/trainer.py``:
+    "`steps_per_execution` must be 1 with the PyTorch backend")."""
+    import keras
+
+    return bool(keras.backend.backend() != "torch")
+
+
+def keras_training_split(arrays: Any, validation_split: float) -> Any:
+    """The part of ``arrays`` (a nested structure, e.g. ``(x, y)``) that
+    ``model.fit(..., validation_split=...)`` trains on, split by Keras' own
+    ``train_validation_split``: the first ``floor(n * (1 - validation_split))``
+    samples, floats cast to ``keras.backend.floatx()`` as Keras casts them.
+
+    Raises:
+        ValueError: Keras' own, for data it cannot split (a dataset, a
+            generator) or too few samples to split.
+    """
+    from keras.src.trainers.data_adapters import array_slicing
+
+    train, _ = array_slicing.train_validation_split(arrays, validation_split=validation_split)
+    return train
+
+
 @contextmanager
 def random_state_kept() -> Iterator[None]:
     """Runs a block (a pre-flight model build and evaluation) and puts back
@@ -450,19 +510,3 @@ def random_state_kept() -> Iterator[None]:
             tf_rng[0].setstate(tf_rng[1])
         if torch_state is not None:
             sys.modules["torch"].set_rng_state(torch_state)
-
-
-def keras_training_split(arrays: Any, validation_split: float) -> Any:
-    """The part of ``arrays`` (a nested structure, e.g. ``(x, y)``) that
-    ``model.fit(..., validation_split=...)`` trains on, split by Keras' own
-    ``train_validation_split``: the first ``floor(n * (1 - validation_split))``
-    samples, floats cast to ``keras.backend.floatx()`` as Keras casts them.
-
-    Raises:
-        ValueError: Keras' own, for data it cannot split (a dataset, a
-            generator) or too few samples to split.
-    """
-    from keras.src.trainers.data_adapters import array_slicing
-
-    train, _ = array_slicing.train_validation_split(arrays, validation_split=validation_split)
-    return train

@@ -1,5 +1,7 @@
 """The fast training path's data: numpy inputs become, once per search,
-tensors that every trial's ``tf.data`` pipeline batches from, and
+tensors that every trial's ``tf.data`` pipeline batches from, of the
+dtypes Keras' own array adapter would give them (floats that are not
+``keras.backend.floatx()`` cast to it, in the one copy made), and
 ``steps_per_execution`` is raised when the callbacks in use allow it.
 
 Memory: each array is copied once, into a 64-byte aligned numpy buffer
@@ -22,6 +24,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from ktplus._compat import has_batch_hooks, keras_array_dtype
+
 KERAS_DEFAULT_BATCH_SIZE = 32
 #: Validation batches are at least this large: evaluation has no gradient
 #: to vary with the batch size, only a per-step overhead.
@@ -29,10 +33,6 @@ MIN_VALIDATION_BATCH_SIZE = 256
 #: Upper bound of steps_per_execution: logs are still per epoch, so the only
 #: cost is coarser batch-level callbacks, which we refuse anyway.
 MAX_STEPS_PER_EXECUTION = 64
-
-_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
-                "on_test_batch_begin", "on_test_batch_end")
-
 
 def _is_numpy(x: Any) -> bool:
     return isinstance(x, np.ndarray)
@@ -43,14 +43,17 @@ def _has_samples(x: Any) -> bool:
 
 
 def uses_batch_hooks(callback: Any) -> bool:
-    """Whether a callback overrides a batch-level hook of keras' Callback."""
+    """Whether a callback acts at batch level, as Keras' ``CallbackList``
+    tells it (`ktplus._compat.has_batch_hooks`: an overriding method or a
+    function set on the instance, as ``LambdaCallback`` does), for every
+    batch hook of `keras.callbacks.Callback`. Keras' ``TensorBoard`` counts
+    only when it writes per batch or profiles, its ``ProgbarLogger`` never
+    (both define batch hooks that then only update a display)."""
     if isinstance(callback, keras.callbacks.TensorBoard):
         return callback.update_freq != "epoch" or bool(getattr(callback, "_profile_batch", 0))
     if isinstance(callback, keras.callbacks.ProgbarLogger):
         return False
-    cls = type(callback)
-    return any(getattr(cls, h, None) is not getattr(keras.callbacks.Callback, h) for h in _BATCH_HOOKS
-               if hasattr(keras.callbacks.Callback, h))
+    return has_batch_hooks(callback)
 
 
 #: TensorFlow's CPU kernels require tensor buffers aligned to this (Eigen's
@@ -60,17 +63,24 @@ _ALIGNMENT = 64
 
 def _to_tensor(array: np.ndarray) -> Any:
     """One copy of ``array`` as a CPU tensor (never sharing the caller's
-    buffer, so later writes to the array cannot reach a running trial)."""
+    buffer, so later writes to the array cannot reach a running trial), of
+    the dtype Keras' own array adapter would give it (floats cast to
+    ``keras.backend.floatx()``, see `ktplus._compat.keras_array_dtype`), in
+    the machine's byte order."""
     import tensorflow as tf
 
-    if array.dtype.kind in "biufc" and array.dtype.isnative:
-        buffer = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
+    dtype = keras_array_dtype(array.dtype) if array.dtype.kind in "biufc" else None
+    if dtype is not None:
+        dtype = dtype.newbyteorder("=")
+        buffer = np.empty(array.size * dtype.itemsize + _ALIGNMENT, np.uint8)
         start = -buffer.ctypes.data % _ALIGNMENT
-        copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
-        np.copyto(copy, array)
+        copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
+        np.copyto(copy, array, casting="unsafe")  # the cast Keras' adapter makes (astype), in the one copy
         try:
             return tf.experimental.dlpack.from_dlpack(copy.__dlpack__())  # the tensor now owns `copy`
         except Exception:  # a dtype TensorFlow's DLPack importer does not take
+            if copy.dtype != array.dtype:
+                array = copy  # cast: TensorFlow converts the cast copy
             del copy, buffer
     with tf.device("/CPU:0"):  # strings and the like, converted by TensorFlow
         return tf.convert_to_tensor(array)

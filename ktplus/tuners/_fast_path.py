@@ -3,14 +3,21 @@ to the user's code or stepping aside.
 
 * "data": numpy ``x``/``y`` (and numpy validation data and sample weights)
   become, once per ``search()`` call, a prefetched ``tf.data`` pipeline
-  reused by every trial (re-batched when the batch size changes). Steps
-  aside when the hypermodel has its own ``fit`` (that fit receives exactly
-  what keras-tuner would give it), for other data types, for
-  ``validation_split``/``steps_per_epoch``, and without TensorFlow.
+  reused by every trial (re-batched when the batch size changes), of the
+  dtypes Keras' own array adapter gives the arrays (floats that are not
+  ``keras.backend.floatx()`` cast to it). Steps aside when the hypermodel
+  has its own ``fit`` (that fit receives exactly what keras-tuner would
+  give it), for other data types, for ``validation_split``/
+  ``steps_per_epoch``, and without TensorFlow installed (on every backend
+  otherwise: Keras takes a ``tf.data`` dataset on each).
 * "steps_per_execution": raised to the steps of an epoch (at most 64) for
-  the trial's own fit, when the data part applied and no callback uses
-  batch-level hooks; models handed back later (``get_best_models``,
-  ``load_model``) keep the value they were compiled with.
+  the trial's own fit, when the data part applied, the backend runs it
+  (not PyTorch's, which refuses a value above 1) and no callback given to
+  ``search()`` has a batch-level hook as Keras tells it (an overriding
+  method or a function set on the instance, as ``LambdaCallback`` does; a
+  ``TensorBoard`` only when it writes per batch or profiles); models
+  handed back later (``get_best_models``, ``load_model``) keep the value
+  they were compiled with.
 * "checkpoint": the best epoch's weights are kept in memory and written
   once, when training ends, instead of at every improving epoch.
 * "gc_freeze": the objects alive when a search starts are moved out of the
@@ -18,8 +25,8 @@ to the user's code or stepping aside.
   collections keras-tuner runs before every build cost milliseconds.
 * "release_gradients": after each trial, the entries Keras' own training
   code added to TensorFlow's process-wide gradient registry are removed
-  (TensorFlow backend only; never a user function's, see
-  `ktplus.training._memory`).
+  (TensorFlow backend only, a no-op on the others; never a user
+  function's, see `ktplus.training._memory`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 
 import keras_tuner
 
+from ktplus._compat import backend_runs_steps_per_execution
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.training._data import (
     KERAS_DEFAULT_BATCH_SIZE,
@@ -132,7 +140,8 @@ class FastPath:
                 return
             batch_size = tuned_batch_size(hypermodel, hp, kwargs) or KERAS_DEFAULT_BATCH_SIZE
             args, kwargs = self._data.convert(args, kwargs, batch_size)
-            if "steps_per_execution" in self.parts and not any(uses_batch_hooks(c) for c in user_callbacks):
+            if ("steps_per_execution" in self.parts and backend_runs_steps_per_execution()
+                    and not any(uses_batch_hooks(c) for c in user_callbacks)):
                 self._steps_per_execution = min(MAX_STEPS_PER_EXECUTION,
                                                 self._data.steps_per_epoch(batch_size))
             yield args, kwargs
