@@ -1,7 +1,8 @@
 """Cross-validation for ktplus tuners: ``cv=`` and the folds of a search.
 
-``cv`` is None, an int ``k >= 2`` (stratified k-fold for integer class
-labels, k-fold otherwise, shuffled with the tuner's seed) or any
+``cv`` is None, an int ``k >= 2`` (stratified k-fold for a classifier,
+k-fold otherwise, as scikit-learn's ``check_cv(k, y, classifier=...)``
+decides, shuffled with the tuner's seed) or any
 scikit-learn splitter (an object with ``split(X, y, groups)`` and
 ``get_n_splits``). The folds are computed once per ``search()`` call, so
 every trial trains on the same arrays (and the fast path's data cache builds
@@ -18,7 +19,7 @@ import numpy as np
 
 from ktplus._errors import invalid
 
-_EXPECTED = ("None, an integer k >= 2 (k-fold, stratified for class labels), or a scikit-learn "
+_EXPECTED = ("None, an integer k >= 2 (k-fold, stratified for classification), or a scikit-learn "
              "splitter such as KFold(5), StratifiedKFold(5), GroupKFold(5) or "
              "RepeatedStratifiedKFold() (an object with split(X, y, groups) and get_n_splits)")
 
@@ -54,6 +55,29 @@ def _is_class_labels(y: np.ndarray) -> bool:
     return False
 
 
+def _single_column(y: np.ndarray | None) -> np.ndarray | None:
+    """``y`` as one column of targets, flattened (None if it has several)."""
+    if y is None:
+        return None
+    y = y.reshape(len(y), -1)
+    return y[:, 0] if y.shape[1] == 1 else None
+
+
+def is_classifier(hypermodel: Any) -> bool | None:
+    """Whether ``hypermodel`` classifies: a ktplus hypermodel's ``task``;
+    None for any other hypermodel (its task is unknown before it is built).
+
+    >>> import ktplus
+    >>> is_classifier(ktplus.DenseHyperModel((3,), task="regression"))
+    False
+    """
+    from ktplus.hypermodels._base import BaseHyperModel
+
+    if isinstance(hypermodel, BaseHyperModel):
+        return bool(hypermodel.task == "classification")
+    return None
+
+
 def _length(a: Any) -> int | None:
     try:
         return len(a)
@@ -70,15 +94,27 @@ class Fold:
     test: np.ndarray
 
 
-def make_splitter(cv: Any, y: np.ndarray | None, seed: int | None, groups: Any = None) -> Any:
+def make_splitter(cv: Any, y: np.ndarray | None, seed: int | None, groups: Any = None,
+                  classifier: bool | None = None) -> Any:
     """The scikit-learn splitter for a parsed ``cv``: with an int, k-fold,
-    stratified for class labels, and grouped when ``groups`` are given (a
-    group never on both sides of a fold)."""
+    stratified as ``sklearn.model_selection.check_cv(cv, y, classifier=...)``
+    decides (for a classifier with binary or multiclass targets), shuffled
+    with ``seed``, and grouped when ``groups`` are given (a group never on
+    both sides of a fold).
+
+    Args:
+        classifier: Whether the hypermodel classifies (its task); None when
+            unknown, then integer or string targets are taken for class
+            labels and anything else for numbers.
+    """
     if not isinstance(cv, int):
         return cv
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, check_cv
 
-    labels = y is not None and _is_class_labels(np.asarray(y))
+    if classifier is None:
+        classifier = y is not None and _is_class_labels(np.asarray(y))
+    column = None if y is None else _single_column(np.asarray(y))
+    labels = column is not None and isinstance(check_cv(cv, column, classifier=classifier), StratifiedKFold)
     if groups is not None:
         return (StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=seed) if labels
                 else GroupKFold(n_splits=cv))
@@ -87,8 +123,12 @@ def make_splitter(cv: Any, y: np.ndarray | None, seed: int | None, groups: Any =
     return KFold(n_splits=cv, shuffle=True, random_state=seed)
 
 
-def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None) -> list[Fold]:
+def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None,
+               classifier: bool | None = None) -> list[Fold]:
     """Splits the samples of ``x``/``y`` into folds.
+
+    Args:
+        classifier: Whether the hypermodel classifies (see `make_splitter`).
 
     Raises:
         ValueError: naming what was wrong (too few samples of a class for
@@ -104,14 +144,15 @@ def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None) -> list[F
         if len(g) != n:
             raise invalid("groups", f"<{len(g)} values>",
                           f"one group label per sample: {n} values, as many as x has samples")
-    splitter = make_splitter(cv, y_arr, seed, groups)
+    splitter = make_splitter(cv, y_arr, seed, groups, classifier)
     k = cv if isinstance(cv, int) else getattr(splitter, "n_splits", None)
     k = k if isinstance(k, int) else (getattr(splitter, "cvargs", None) or {}).get("n_splits")
     if isinstance(cv, int) and cv > n:
         raise invalid("cv", cv, f"at most the number of samples ({n})")
-    stratified = isinstance(cv, int) or "Stratified" in type(splitter).__name__
-    if isinstance(k, int) and stratified and y_arr is not None and _is_class_labels(y_arr):
-        _, counts = np.unique(y_arr.reshape(len(y_arr)), return_counts=True)
+    stratified = "Stratified" in type(splitter).__name__
+    column = _single_column(y_arr)
+    if isinstance(k, int) and stratified and column is not None and _stratifiable(column):
+        _, counts = np.unique(column, return_counts=True)
         if counts.min() < k:
             raise invalid("cv", cv, f"at most {int(counts.min())} folds, the number of samples of the "
                           "rarest class (stratified k-fold needs every class in every fold); use fewer "
@@ -126,6 +167,17 @@ def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None) -> list[F
     if not parts:
         raise ValueError(f"search(): the cv splitter {cv!r} gave no folds")
     return [Fold(i, np.asarray(train), np.asarray(test)) for i, (train, test) in enumerate(parts)]
+
+
+def _stratifiable(y: np.ndarray) -> bool:
+    """Whether stratified folds take ``y`` for class labels (scikit-learn's
+    ``type_of_target`` says binary or multiclass)."""
+    from sklearn.utils.multiclass import type_of_target
+
+    try:
+        return type_of_target(y) in ("binary", "multiclass")
+    except ValueError:
+        return False
 
 
 def sample_count(x: Any) -> int:
@@ -167,13 +219,18 @@ class CrossValidation:
         kwargs: ``search()``'s keyword arguments (``groups`` removed).
         groups: Group labels for the splitter, or None.
         seed: The tuner's seed (shuffles the int form's folds).
+        classifier: Whether the hypermodel classifies (``is_classifier``):
+            the int form is stratified only for a classifier; None (a
+            hypermodel of unknown task) takes integer or string targets for
+            class labels.
 
     Raises:
         ValueError: for validation data given with ``cv``, data that
             cannot be split, or folds the data cannot fill.
     """
 
-    def __init__(self, cv: Any, args: tuple, kwargs: dict, groups: Any, seed: int | None) -> None:
+    def __init__(self, cv: Any, args: tuple, kwargs: dict, groups: Any, seed: int | None,
+                 classifier: bool | None = None) -> None:
         for name in ("validation_data", "validation_split"):
             if kwargs.get(name) is not None and kwargs.get(name) != 0:
                 raise ValueError(f"search(): `{name}` cannot be used together with `cv`: with cross-"
@@ -189,7 +246,7 @@ class CrossValidation:
         if sample_count(y) != n:
             raise ValueError(f"search(): `x` has {n} samples but `y` has {sample_count(y)}; they must have "
                              "one entry per sample.")
-        self.folds = make_folds(cv, x, y, groups, seed)
+        self.folds = make_folds(cv, x, y, groups, seed, classifier)
         sw = kwargs.get("sample_weight")
         self.parts: list[tuple[tuple, dict]] = []
         for fold in self.folds:

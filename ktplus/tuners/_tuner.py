@@ -23,7 +23,7 @@ from ktplus._compat import (
 from ktplus._errors import invalid
 from ktplus._objectives import create_objective
 from ktplus._seed import check_seed, oracle_seed
-from ktplus.evaluation._cv import CrossValidation
+from ktplus.evaluation._cv import CrossValidation, is_classifier
 from ktplus.logging import SearchLogger
 from ktplus.oracles._queue import TrialQueue
 from ktplus.oracles._queue import attach as attach_queue
@@ -73,9 +73,11 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
         worker_timeout: In keras-tuner's distributed mode, seconds without a
             heartbeat after which the chief declares a worker lost and
             re-queues (once) or fails its trial, so the search still ends.
-        cv: None (default), an int k >= 2 (stratified k-fold for integer
-            class labels, k-fold otherwise, shuffled with the tuner's seed)
-            or a scikit-learn splitter (`GroupKFold`, ...; `search(...,
+        cv: None (default), an int k >= 2 (stratified k-fold for a
+            classifier, k-fold for regression, by the hypermodel's `task` as
+            scikit-learn's `check_cv` decides; for another hypermodel,
+            stratified for integer or string targets; shuffled with the
+            tuner's seed) or a scikit-learn splitter (`GroupKFold`, ...; `search(...,
             groups=...)` reaches it). With cv, `search(x, y, epochs=...)`
             takes no validation data: each fold's held-out part is its
             validation data, a trial's score is the mean over its folds
@@ -385,7 +387,8 @@ class Tuner(TunerHooks):
             validate_search_inputs(self, fit_args, fit_kwargs)
             cv = None
         else:
-            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.search_seed)
+            cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.search_seed,
+                                 classifier=is_classifier(self.hypermodel))
             first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
             validate_search_inputs(self, first_args, first_kwargs)
         adapt_hypermodel(self.hypermodel, fit_args, fit_kwargs, cv)
