@@ -112,8 +112,6 @@ class TrialRecorder:
         self.start = time.time()
         self.executions: list[_Execution] = []
         self.finished = False
-        #: The cross-validation fold being trained (None without cv).
-        self.fold: int | None = None
         #: The best objective value any fold's checkpoint holds (with cv the
         #: checkpoint is the best epoch over all folds).
         self.checkpoint_best: float | None = None
@@ -175,10 +173,12 @@ class TrialRecorder:
             values[_facts.NUM_PARAMS] = float(self.num_params)
         return values
 
-    def execution_callbacks(self, hp: Any, total_epochs: int | None) -> list[keras.callbacks.Callback]:
+    def execution_callbacks(self, hp: Any, total_epochs: int | None,
+                            fold: int | None = None) -> list[keras.callbacks.Callback]:
         """ktplus's callbacks for one execution (a fresh set each time); the
         learning-rate schedule spans ``total_epochs`` (None: the epochs the
-        fit trains)."""
+        fit trains), and ``fold`` is the cross-validation fold it trains
+        (None without cv)."""
         options = self.tuner.options
         obj = self._objective
         ours: list[keras.callbacks.Callback] = []
@@ -191,21 +191,21 @@ class TrialRecorder:
         store = self.tuner._curves
         fenced: Any = _FencedCurves(store, self.owns)
         curves = PruningCallback(options.pruner, fenced, self.trial.trial_id, obj,
-                                 initial_curve=store.read(parent) if parent else None, fold=self.fold)
+                                 initial_curve=store.read(parent) if parent else None, fold=fold)
         ours.append(curves)
         logger = None
         if self.tuner.tensorboard_dir:
             run_dir = trial_run_dir(self.tuner.tensorboard_dir, self.trial.trial_id)
-            scalars_dir = run_dir if self.fold is None else os.path.join(run_dir, f"fold_{self.fold}")
+            scalars_dir = run_dir if fold is None else os.path.join(run_dir, f"fold_{fold}")
             if getattr(self.tuner, "executions_per_trial", 1) > 1:
-                index = sum(1 for ex in self.executions if ex.fold == self.fold)
+                index = sum(1 for ex in self.executions if ex.fold == fold)
                 scalars_dir = os.path.join(scalars_dir, f"execution_{index}")
             logger = TrialLogger(scalars_dir, run_dir if not self.executions else None,
                                  session_hparams(hp, "running"), preview=self._preview_sample())
             ours.append(logger)
         # Last of ours: the failing epoch is still logged and recorded.
         ours.append(NaNGuard(["loss", *objective_names(obj)]))
-        self.executions.append(_Execution(curves, logger, self.fold))
+        self.executions.append(_Execution(curves, logger, fold))
         return ours
 
     def _preview_sample(self) -> Any:

@@ -481,22 +481,25 @@ class Tuner(TunerHooks):
                 if self._cv is None:
                     results = super().run_trial(trial, *args, **kwargs)
                 else:
-                    results = self._run_folds(trial, recorder, args, kwargs)
+                    results = self._run_folds(trial, self._cv, recorder, args, kwargs)
             except BaseException as error:
                 recorder.fail(error)
                 raise
         return recorder.finish(results)
 
-    def _run_folds(self, trial: Any, recorder: TrialRecorder, args: tuple, kwargs: dict) -> list[Any]:
-        """keras-tuner's ``run_trial`` once per fold (each fold's executions
-        as keras-tuner runs them); a pruned fold ends the trial."""
-        assert self._cv is not None
+    #: The keyword that carries a cross-validation fold's index from `_run_folds`, through keras-tuner's
+    #: ``run_trial``, to `_fit_execution`, which takes it out before anything else sees the arguments.
+    _FOLD_KWARG = "_ktplus_fold"
+
+    def _run_folds(self, trial: Any, cv: CrossValidation, recorder: TrialRecorder, args: tuple,
+                   kwargs: dict) -> list[Any]:
+        """keras-tuner's ``run_trial`` once per fold of ``cv`` (each fold's
+        executions as keras-tuner runs them, each told its fold); a pruned
+        fold ends the trial."""
         results: list[Any] = []
-        for fold in self._cv.folds:
-            recorder.fold = fold.index
-            fold_args, fold_kwargs = self._cv.fold_inputs(fold.index, args, kwargs)
-            with self._fast.fold(fold.index):
-                out = super().run_trial(trial, *fold_args, **fold_kwargs)
+        for fold in cv.folds:
+            fold_args, fold_kwargs = cv.fold_inputs(fold.index, args, kwargs)
+            out = super().run_trial(trial, *fold_args, **fold_kwargs, **{self._FOLD_KWARG: fold.index})
             results.extend(out if isinstance(out, list) else [out])
             if recorder.pruned:
                 break
@@ -531,19 +534,22 @@ class Tuner(TunerHooks):
         return int(self._hyperband_budget() or kwargs.get("epochs") or 1)
 
     def _fit_execution(self, trial: Any, fit: Any, args: tuple, kwargs: dict) -> Any:
+        kwargs = dict(kwargs)
+        fold = kwargs.pop(self._FOLD_KWARG, None)  # the cross-validation fold (None without cv)
         recorder = self._recorder(trial)
         hp = trial.hyperparameters
         given = list(kwargs.get("callbacks", []))
         user_callbacks = [c for c in given if not isinstance(c, KERAS_TUNER_CALLBACKS)]
         # The schedule spans Hyperband's whole budget (a round trains up to its own end epoch);
         # otherwise the epochs each fit trains, read from Keras (a HyperModel.fit may set its own).
-        ours = recorder.execution_callbacks(hp, self._hyperband_budget())
+        ours = recorder.execution_callbacks(hp, self._hyperband_budget(), fold)
         for c in given:  # with cv: the checkpoint is the best epoch over all folds
             if isinstance(c, SaveBestEpoch) and recorder.checkpoint_best is not None:
                 c.best_value = recorder.checkpoint_best
         theirs = [AtomicSaveBestEpoch(c, defer=self._fast.defer_checkpoint, may_write=recorder.owns)
                   if isinstance(c, SaveBestEpoch) else c for c in given]
         with training_data(self.hypermodel, args, kwargs), \
+                (contextlib.nullcontext() if fold is None else self._fast.fold(fold)), \
                 self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
             fit_kwargs = {**fit_kwargs, "callbacks": [*ours, *theirs]}
             result = fit(*fit_args, **fit_kwargs)
