@@ -106,9 +106,11 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
     objective = tuner.oracle.objective
     monitor = objective.name[len("val_"):] if objective.name.startswith("val_") else objective.name
     callbacks = list(fit_kwargs.pop("callbacks", None) or [])
-    budget = tuner._total_epochs(settings) if settings.get("epochs") or tuner._max_epochs else epochs
-    decay = _schedules.decay_callback(tuner.options.lr_decay, hp, max(epochs, budget), monitor,
-                                      objective.direction)
+    # The search's budget where it had one (search(epochs=), Hyperband's max_epochs); otherwise, as in
+    # the search, the epochs the fit trains (Keras' params["epochs"]: a HyperModel.fit may set its own).
+    known = settings.get("epochs") or tuner._max_epochs
+    span = max(epochs, tuner._total_epochs(settings)) if known else None
+    decay = _schedules.decay_callback(tuner.options.lr_decay, hp, span, monitor, objective.direction)
     if decay is not None:
         callbacks.insert(0, decay)
     if "batch_size" not in fit_kwargs:

@@ -72,3 +72,16 @@ def test_learning_rate_decay_reads_the_fit_epochs_without_a_total():
     history = model.fit(x, x.sum(axis=1, keepdims=True), epochs=4, verbose=0, callbacks=[callback])
     expected = [LR0 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     assert history.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_refit_schedule_spans_the_epochs_the_fit_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    tuner = ktplus.RandomSearch(OwnEpochs(), objective="val_loss", max_trials=1, lr_decay="cosine",
+                                directory=tmp_path, project_name="p", tensorboard=False)
+    tuner.search(x, y, validation_data=(x, y), verbose=0)  # no epochs: the fit trains its own
+    RateSeen.rates = []
+    tuner.refit(x, y, epochs=2, callbacks=[RateSeen()])  # the hypermodel's fit trains 5 all the same
+    expected = [LR0 * 0.5 * (1 + math.cos(math.pi * e / OWN_EPOCHS)) for e in range(OWN_EPOCHS)]
+    assert RateSeen.rates == pytest.approx(expected, rel=1e-5)
