@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,15 +25,43 @@ MULTI_OBJECTIVE = ("nsga2",)
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
     """Optuna's per-trial INFO lines and experimental-feature warnings off
-    while ktplus drives a study (the user's own studies are untouched after)."""
+    while ktplus drives a study (the user's own studies are untouched after).
+
+    The warnings filters are left alone: changing them (as
+    ``warnings.catch_warnings`` does, even when it puts them back) makes
+    Python show every warning it already showed once again. An experimental
+    warning is instead not shown, and what Python recorded of it (its
+    ``__warningregistry__`` entry) is undone, so the user's own use of that
+    Optuna feature still warns."""
     logger = logging.getLogger("optuna")
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
+    show = warnings.showwarning
+    hidden: list[tuple[dict, tuple]] = []
+
+    def show_others(message: Any, category: Any, filename: str, lineno: int, *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, optuna.exceptions.ExperimentalWarning):
+            show(message, category, filename, lineno, *args, **kwargs)
+            return
+        frame = sys._getframe(1)
+        while frame is not None and (frame.f_code.co_filename, frame.f_lineno) != (filename, lineno):
+            frame = frame.f_back  # type: ignore[assignment]
+        registry = frame.f_globals.get("__warningregistry__") if frame is not None else None
+        text = str(message)
+        if isinstance(registry, dict):
+            hidden.extend((registry, key) for key in ((text, category, lineno), (text, category, 0)))
+        once = getattr(warnings, "onceregistry", None)  # the "once" action's record
+        if isinstance(once, dict):
+            hidden.append((once, (text, category)))
+
+    warnings.showwarning = show_others
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
+        yield
     finally:
+        if warnings.showwarning is show_others:
+            warnings.showwarning = show
+        for registry, key in hidden:
+            registry.pop(key, None)
         logger.setLevel(level)
 
 

@@ -6,6 +6,7 @@ consume no random number."""
 from __future__ import annotations
 
 import random
+import warnings
 
 import keras
 import keras_tuner
@@ -73,3 +74,53 @@ def test_preflight_check_leaves_every_random_state(data, tmp_path):
     before = random_state()
     validate_search_inputs(tuner, (x, y), {"validation_data": val})
     assert random_state() == before
+
+
+class ShownOnce(UserWarning):
+    pass
+
+
+def warn_once():
+    warnings.warn("shown once", ShownOnce, stacklevel=1)
+
+
+@pytest.mark.parametrize("tuner_class", [ktplus.RandomSearch, ktplus.OptunaSearch])
+def test_search_leaves_warnings_filters_and_registry(tuner_class, data, tmp_path):
+    """A warning Python showed once is not shown again after a search (with
+    TensorBoard on: the hyperparameter importance is ranked after it)."""
+    (x, y), val = data
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", ShownOnce)
+        warnings.showwarning = lambda message, category, *args, **kwargs: shown.append(category)
+        warn_once()
+        warn_once()
+        assert shown.count(ShownOnce) == 1
+        filters = list(warnings.filters)
+        tuner = tuner_class(build, objective="val_mae", max_trials=3, directory=tmp_path)
+        tuner.search(x, y, validation_data=val, epochs=1, batch_size=8, verbose=0)
+        assert sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values()) == 3
+        assert warnings.filters == filters
+        warn_once()
+        assert shown.count(ShownOnce) == 1
+    assert len(tuner.importance()) == 2  # what the search ranked in TensorBoard
+
+
+def test_optuna_experimental_warnings_hidden_without_touching_filters():
+    """ktplus's own use of Optuna's experimental features (the grouped TPE,
+    QMC) warns nothing, and leaves the user's own use of them warning."""
+    import optuna
+
+    from ktplus.oracles._samplers import make_sampler
+
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, category, *args, **kwargs: shown.append(category)
+        filters = list(warnings.filters)
+        make_sampler("tpe", 0)
+        make_sampler("qmc", 0)
+        assert optuna.exceptions.ExperimentalWarning not in shown
+        assert warnings.filters == filters
+        optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+        assert optuna.exceptions.ExperimentalWarning in shown
