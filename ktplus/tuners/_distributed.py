@@ -19,7 +19,15 @@ ktplus adds, on keras-tuner's own engine and protocol:
 * A shared-directory check on the workers: the chief writes
   ``ktplus_workers/_chief.json`` when its search starts; a worker that cannot
   see it within ``worker_timeout`` stops with a clear error instead of
-  running trials whose curves and logs nobody else would see.
+  running trials whose curves and logs nobody else would see. A worker's
+  ``overwrite=True`` (keras-tuner's guide passes it to every process) never
+  deletes the shared directory: only the chief starts the search afresh.
+* The end of the search: the chief marks ``_chief.json`` "done" before it
+  stops serving. keras-tuner's worker waits up to an hour for a chief it
+  cannot reach; a ktplus worker that cannot reach a chief whose marker says
+  "done" (a worker stalled past the end of the search, or started after it)
+  stops at once, its search ending as keras-tuner's does when the chief says
+  the search is over.
 * Fencing: a worker declared lost may only have been stalled (SIGSTOP,
   swapping, a slow NFS). Each ktplus worker sends its tuner id with every
   call to the chief; the chief ignores ``update_trial``/``end_trial`` calls
@@ -39,11 +47,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ktplus._atomic import atomic_write_json
+import keras_tuner
+
+from ktplus._atomic import atomic_write_json, read_json_dict
 from ktplus._compat import TrialStatus, chief_server, dist_utils, grpc_parts, oracle_lock, trial_module
 
 WORKERS_DIR = "ktplus_workers"
@@ -55,6 +65,30 @@ TUNER_ID_HEADER = "ktplus-tuner-id"
 LOST_WORKER_REQUEUES = 1
 #: Seconds a worker waits before asking again while the search is full but other workers still run trials.
 IDLE_WAIT = 0.2
+#: Seconds between a worker's tries to reach a chief it cannot connect to.
+RECONNECT_WAIT = 0.5
+#: The chief marker's states once the chief's search is over ("running" before).
+CHIEF_DONE, CHIEF_FAILED = "done", "failed"
+
+
+class ChiefEndedError(keras_tuner.errors.FatalError):
+    """A distributed worker called a chief that has ended its search and
+    stopped serving (its marker says so). A `keras_tuner.errors.FatalError`:
+    keras-tuner does not count it against a trial. Inside the worker's
+    ``search()`` a chief "done" ends the search quietly; a chief that failed,
+    or a call after the search, raises it.
+
+    Args:
+        marker: The chief's marker file.
+        state: What the marker says: "done" or "failed".
+    """
+
+    def __init__(self, marker: str, state: str) -> None:
+        self.marker = marker
+        self.state = state
+        how = "has ended the search" if state == CHIEF_DONE else "stopped with an error"
+        super().__init__(f"ktplus: the chief {how} and no longer serves trials (its marker {marker} says "
+                         f"{state!r}); this worker stops")
 
 
 def is_worker() -> bool:
@@ -63,6 +97,28 @@ def is_worker() -> bool:
 
 def is_chief() -> bool:
     return bool(dist_utils.has_chief_oracle() and dist_utils.is_chief_oracle())
+
+
+def keep_shared_directory(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """keras-tuner's tuner arguments for this process: on a worker,
+    ``overwrite=True`` never deletes the shared project directory.
+
+    keras-tuner's distributed guide passes ``overwrite=True`` in every
+    process, and keras-tuner's ``BaseTuner`` deletes the project directory in
+    each: a worker started once the chief's search runs deletes the chief's
+    records, the other workers' checkpoints and the chief's marker. Starting
+    the search afresh is the chief's to do (it holds the oracle); a worker's
+    ``overwrite=True`` drops only its own saved tuner state
+    (``<project>/<tuner id>.json``) and goes on as keras-tuner's
+    ``overwrite=True`` does. Elsewhere ``kwargs`` is returned unchanged.
+    """
+    if not (is_worker() and kwargs.get("overwrite")):
+        return kwargs
+    project = os.path.join(os.fspath(kwargs.get("directory") or "."),
+                           str(kwargs.get("project_name") or "untitled_project"))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(project, f"{os.environ['KERASTUNER_TUNER_ID']}.json"))
+    return {**kwargs, "overwrite": False}
 
 
 def heartbeat_path(project_dir: str, tuner_id: str) -> str:
@@ -224,6 +280,32 @@ class WorkerMonitor(threading.Thread):
         print(f"ktplus: {reason}; the trial is {action}", file=sys.stderr, flush=True)
 
 
+def chief_marker(project_dir: str) -> str:
+    return os.path.join(project_dir, WORKERS_DIR, CHIEF_MARKER)
+
+
+def write_chief_marker(project_dir: str, state: str) -> None:
+    """Writes the chief's marker with ``state`` ("running" raises OSError
+    when the directory cannot be written; the end states only warn)."""
+    try:
+        atomic_write_json(chief_marker(project_dir), {"pid": os.getpid(), "host": socket.gethostname(),
+                                                       "time": time.time(), "state": state})
+    except OSError as e:
+        if state not in (CHIEF_DONE, CHIEF_FAILED):
+            raise
+        print(f"ktplus: could not mark the chief {state} in {chief_marker(project_dir)}: {e}", file=sys.stderr)
+
+
+def chief_state(project_dir: str) -> str | None:
+    """What the chief's marker says: "running", "done" or "failed"; None
+    without a marker (a marker written before ktplus recorded states is
+    "running")."""
+    marker = chief_marker(project_dir)
+    if not os.path.exists(marker):
+        return None
+    return str(read_json_dict(marker).get("state", "running"))
+
+
 def _caller(context: Any) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == TUNER_ID_HEADER:
@@ -281,7 +363,11 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
         def EndTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
                 if self._owned(context, request.trial.trial_id):
-                    return super().EndTrial(request, context)
+                    response = super().EndTrial(request, context)
+                    # keras-tuner saves oracle.json before it frees the worker's slot: saved
+                    # again, the ended trial is no longer "ongoing" there (a resume would re-run it).
+                    self.oracle.save()
+                    return response
                 return protos.get_service().EndTrialResponse()
 
     return FencedServicer(oracle)
@@ -291,7 +377,9 @@ def _serve(monitor: WorkerMonitor, poll: float = 0.5) -> Any:
     """keras-tuner's ``oracle_chief.start_server`` with the fenced servicer,
     polling every ``poll`` seconds instead of 20 once the search is over,
     stopping the gRPC server before returning, and stopping with an error
-    when the monitor finds an unshared directory."""
+    when the monitor finds an unshared directory. The chief's marker says
+    "done" (or "failed") before the server stops: a worker that finds no
+    server then knows the search is over."""
 
     def serve(oracle: Any) -> None:
         from concurrent import futures
@@ -304,49 +392,94 @@ def _serve(monitor: WorkerMonitor, poll: float = 0.5) -> Any:
         protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
         server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
         server.start()
+        state = CHIEF_FAILED
         try:
             while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
                 if monitor.error:
                     raise RuntimeError(monitor.error)
                 time.sleep(poll)
+            state = CHIEF_DONE
         finally:
+            write_chief_marker(monitor.project_dir, state)
             server.stop(grace=1)
 
     return serve
 
 
-def _tuner_id_interceptor(tuner_id: str) -> Any:
-    """A gRPC client interceptor adding ``tuner_id`` to each call's metadata."""
-    import grpc
+class WorkerStub:
+    """keras-tuner's ``OracleStub`` for a ktplus worker (its oracle client's
+    ``stub``).
 
-    fields = ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    Each call carries the worker's tuner id (the chief fences by it).
+    keras-tuner's client waits for a chief it cannot reach (``wait_for_ready``,
+    up to an hour); this stub tries again every ``RECONNECT_WAIT`` seconds
+    until the same deadline, but raises `ChiefEndedError` as soon as the
+    chief's marker says its search is over.
 
-    class Details(collections.namedtuple("Details", fields), grpc.ClientCallDetails):  # type: ignore[misc]
-        pass
+    Args:
+        project_dir: The shared project directory.
+        tuner_id: This worker's ``KERASTUNER_TUNER_ID``.
+    """
 
-    class Interceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            values = {f: getattr(details, f, None) for f in fields}
-            values["metadata"] = [*(details.metadata or ()), (TUNER_ID_HEADER, tuner_id)]
-            return continuation(Details(**values), request)
+    def __init__(self, project_dir: str, tuner_id: str) -> None:
+        import grpc
 
-    return Interceptor()
+        protos, _ = grpc_parts()
+        address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+        # Reconnects within a second of the chief's server coming up (gRPC's backoff grows to 2 minutes).
+        options = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                   ("grpc.max_reconnect_backoff_ms", 1000)]
+        self._stub = protos.get_service_grpc().OracleStub(grpc.insecure_channel(address, options=options))
+        self._metadata = ((TUNER_ID_HEADER, tuner_id),)
+        self.project_dir = project_dir
+        #: The chief marker's state once a call found the chief gone and its search over.
+        self.chief_ended: str | None = None
 
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        call = getattr(self._stub, method)
 
-def _identify_worker(oracle: Any, tuner_id: str) -> None:
-    """Sends ``tuner_id`` with every call of this worker's oracle client."""
-    import grpc
+        def invoke(request: Any, timeout: float | None = None, metadata: Any = None,
+                   wait_for_ready: bool | None = None, **kwargs: Any) -> Any:
+            return self._call(call, request, timeout, [*(metadata or ()), *self._metadata], **kwargs)
 
-    protos, _ = grpc_parts()
-    channel = grpc.insecure_channel(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
-    oracle.stub = protos.get_service_grpc().OracleStub(
-        grpc.intercept_channel(channel, _tuner_id_interceptor(tuner_id)))
+        return invoke
+
+    def _call(self, call: Any, request: Any, timeout: float | None, metadata: list, **kwargs: Any) -> Any:
+        import grpc
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.chief_ended is not None:
+                raise ChiefEndedError(chief_marker(self.project_dir), self.chief_ended)
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                # Without wait_for_ready a chief that cannot be reached fails the call at once
+                # (UNAVAILABLE: nothing was sent), instead of blocking until the deadline.
+                return call(request, timeout=left, metadata=metadata, wait_for_ready=False, **kwargs)
+            except grpc.RpcError as error:
+                if getattr(error, "code", lambda: None)() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                state = chief_state(self.project_dir)
+                if state in (CHIEF_DONE, CHIEF_FAILED):
+                    self.chief_ended = state
+                    continue
+                if deadline is not None and time.monotonic() + RECONNECT_WAIT >= deadline:
+                    raise
+                time.sleep(RECONNECT_WAIT)
 
 
 def _wait_for_chief(project_dir: str, timeout: float) -> None:
-    marker = os.path.join(project_dir, WORKERS_DIR, CHIEF_MARKER)
+    """Waits for the marker of a running chief. A marker left "done" by an
+    earlier search is waited past (this search's chief rewrites it); still
+    "done" after ``timeout``, the search is over: the worker goes on and
+    its first call to the chief ends its search."""
+    marker = chief_marker(project_dir)
     deadline = time.monotonic() + timeout
-    while not os.path.exists(marker):
+    while (state := chief_state(project_dir)) in (None, CHIEF_DONE, CHIEF_FAILED):
+        if state is not None and time.monotonic() > deadline:
+            return
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"ktplus: this worker cannot see the chief's marker {marker} after {timeout:.0f} s: the chief "
@@ -361,24 +494,34 @@ def session(tuner: Any) -> Iterator[None]:
     search is not distributed)."""
     timeout = tuner.worker_timeout
     if is_chief():
-        atomic_write_json(os.path.join(tuner.project_dir, WORKERS_DIR, CHIEF_MARKER),
-                          {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+        write_chief_marker(tuner.project_dir, "running")
         monitor = WorkerMonitor(tuner.oracle, tuner.project_dir, timeout, interval=min(2.0, timeout / 4))
         monitor.start()
         try:
             with chief_server(_serve(monitor)):
                 yield
+        except BaseException:
+            if chief_state(tuner.project_dir) == "running":  # it failed before it served
+                write_chief_marker(tuner.project_dir, CHIEF_FAILED)
+            raise
         finally:
             monitor.stop()
     elif is_worker():
         tuner_id = os.environ["KERASTUNER_TUNER_ID"]
         _wait_for_chief(tuner.project_dir, timeout)
-        _identify_worker(tuner.oracle, tuner_id)
+        tuner.oracle.stub = WorkerStub(tuner.project_dir, tuner_id)
         heartbeat = Heartbeat(tuner.project_dir, tuner_id, interval=min(5.0, timeout / 4))
         heartbeat.beat()
         heartbeat.start()
         try:
             yield
+        except ChiefEndedError as error:
+            if error.state != CHIEF_DONE:
+                raise
+            # Stalled past the end of the search (any trial it held was re-run by another
+            # worker) or started after it: its search ends as when the chief says "stop".
+            print(f"ktplus: worker {tuner_id}: the chief has ended the search; this worker stops",
+                  file=sys.stderr, flush=True)
         finally:
             heartbeat.stop()
     else:

@@ -224,7 +224,7 @@ class Tuner(TunerHooks):
         if self._given_seed is not None:
             kwargs["seed"] = oracle_seed(self._given_seed)
         with atomic_state_writes(os.fspath(directory or ".")):
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **_distributed.keep_shared_directory(kwargs))
             if local_oracle(self.oracle) is self.oracle:  # a worker's client oracle holds no trials
                 retry_unrecorded(self.oracle)
         adopt_oracle(self.oracle)

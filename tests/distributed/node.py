@@ -2,8 +2,12 @@
 
 Environment: keras-tuner's KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT,
 KILL_AT_EPOCH (SIGKILL this process at its n-th epoch end), STOP_AT_EPOCH
-(SIGSTOP it there: the test sends SIGCONT) and SLOW_EPOCH (seconds to sleep
-at each epoch end).
+(SIGSTOP it there: the test sends SIGCONT), SLOW_EPOCH (seconds to sleep
+at each epoch end), TRIALS and EPOCHS (6 each by default) and OVERWRITE=1
+(``overwrite=True`` in this process, as keras-tuner's distributed guide
+writes it for every process). With GATE=<path>, the process builds its
+tuner, creates ``<path>.<tuner id>`` and waits for ``<path>`` to exist
+before it searches.
 """
 
 from __future__ import annotations
@@ -54,11 +58,18 @@ def main(directory: str) -> None:
         search = lambda *a, **kw: ktplus.OptunaSearch(*a, sampler="tpe", seed=4, **kw)  # noqa: E731
     else:
         search = ktplus.GridSearch
-    tuner = search(build_for_tests, objective="val_accuracy", max_trials=6, directory=directory,
-                   project_name="d", lr_decay="cosine", early_stopping=10,
+    tuner = search(build_for_tests, objective="val_accuracy", max_trials=int(os.environ.get("TRIALS", "6")),
+                   directory=directory, project_name="d", overwrite=os.environ.get("OVERWRITE") == "1",
+                   lr_decay="cosine", early_stopping=10,
                    pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=2),
                    worker_timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))
-    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=6, verbose=0,
+    gate = os.environ.get("GATE")
+    if gate:
+        open(f"{gate}.{os.environ['KERASTUNER_TUNER_ID']}", "w").close()
+        while not os.path.exists(gate):
+            time.sleep(0.05)
+    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]),
+                 epochs=int(os.environ.get("EPOCHS", "6")), verbose=0,
                  callbacks=[Killer()])
     print(f"{os.environ['KERASTUNER_TUNER_ID']} done", flush=True)
 

@@ -4,8 +4,10 @@ features, and a worker killed with SIGKILL mid-trial.
 Each cluster costs three processes that import TensorFlow, so each run
 serves several tests: ``cluster`` (GridSearch, keras-tuner's own oracle, every
 process finishing, beside a stray worker on another directory) and
-``optuna_cluster`` (OptunaSearch, a worker killed mid-trial); the
-stalled-worker test runs GridSearch again."""
+``optuna_cluster`` (OptunaSearch, a worker killed mid-trial) and
+``guide_cluster`` (keras-tuner's guide as written, ``overwrite=True`` in every
+process, with a worker stalled until the chief has ended); the stalled-worker
+test runs GridSearch again."""
 
 from __future__ import annotations
 
@@ -49,6 +51,42 @@ def run_cluster(directory, worker_env=None, timeout=300, port=None, **env):
             if proc.poll() is None:
                 proc.kill()
     return results
+
+
+def start_logged(directory, tuner_id, port, logs, **env):
+    """`start`, with the process's stdout and stderr in files under ``logs``
+    (a process the test does not read from while it runs cannot fill a pipe)."""
+    environment = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                   "KERASTUNER_ORACLE_PORT": str(port), **{k: str(v) for k, v in env.items()}}
+    with open(logs / f"{tuner_id}.out", "w") as out, open(logs / f"{tuner_id}.err", "w") as err:
+        return subprocess.Popen([sys.executable, str(NODE), str(directory)], env=environment, cwd=ROOT,
+                                stdout=out, stderr=err, text=True)
+
+
+def finish(proc, logs, name, timeout):
+    """``(code, stdout, stderr)`` once ``proc`` has exited, or None if it is
+    still running after ``timeout`` seconds (a hang fails the test, it does
+    not hang the suite)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return proc.returncode, (logs / f"{name}.out").read_text(), (logs / f"{name}.err").read_text()
+
+
+def process_state(proc):
+    """The state letter of a running process ("T": stopped), None once it has exited."""
+    if proc.poll() is not None:
+        return None
+    return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def wait_for(condition, what, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting: {what}")
+        time.sleep(0.2)
 
 
 def curves(project):
@@ -96,6 +134,45 @@ def optuna_cluster(tmp_path_factory):
     epoch (mid-trial). Returns the project and each process's results."""
     root = tmp_path_factory.mktemp("optuna")
     results = run_cluster(root, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna")
+    return root / "d", results
+
+
+@pytest.fixture(scope="module")
+def guide_cluster(tmp_path_factory):
+    """keras-tuner's distributed guide as written: ``overwrite=True`` in the
+    chief and in both workers, the workers started once the chief's search
+    runs (its marker exists). Both workers build their tuners, then search
+    together; tuner1 is SIGSTOPped at its 2nd epoch (mid-trial) and stays
+    stopped until tuner0 (slow epochs) and the chief have exited, far longer
+    than ``worker_timeout``, then gets SIGCONT. Returns the project and each
+    process's ``(code, stdout, stderr)``, None for a process still running
+    at its deadline."""
+    root = tmp_path_factory.mktemp("guide")
+    logs = tmp_path_factory.mktemp("guide_logs")
+    gate = logs / "gate"
+    port = free_port()
+    env = {"OVERWRITE": 1, "WORKER_TIMEOUT": 3, "TRIALS": 3, "EPOCHS": 3}
+    marker = root / "d" / "ktplus_workers" / "_chief.json"
+    procs = {"chief": start_logged(root, "chief", port, logs, **env)}
+    results = {}
+    try:
+        wait_for(lambda: marker.exists() or procs["chief"].poll() is not None, "the chief's search to start")
+        procs["tuner0"] = start_logged(root, "tuner0", port, logs, GATE=gate, SLOW_EPOCH=1, **env)
+        procs["tuner1"] = start_logged(root, "tuner1", port, logs, GATE=gate, STOP_AT_EPOCH=2, **env)
+        wait_for(lambda: all(Path(f"{gate}.{w}").exists() or procs[w].poll() is not None
+                             for w in ("tuner0", "tuner1")), "the workers to build their tuners")
+        gate.touch()
+        wait_for(lambda: process_state(procs["tuner1"]) in ("T", None), "tuner1 to stop mid-trial (or exit)")
+        results["tuner0"] = finish(procs["tuner0"], logs, "tuner0", 300)
+        results["chief"] = finish(procs["chief"], logs, "chief", 120)
+        results["tuner1_stopped_until_the_chief_ended"] = process_state(procs["tuner1"]) == "T"
+        procs["tuner1"].send_signal(signal.SIGCONT)
+        results["tuner1"] = finish(procs["tuner1"], logs, "tuner1", 120)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return root / "d", results
 
 
@@ -168,6 +245,7 @@ def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
     project = tmp_path / "d"
     oracle = json.loads((project / "oracle.json").read_text())
     assert len(oracle["end_order"]) == 6 and len(set(oracle["end_order"])) == 6  # each trial ended once
+    assert oracle["ongoing_trials"] == {}  # a resume must not re-run a finished trial
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and set(frame["status"]) <= {"completed", "pruned"}
     lost_trial = re.search(r"worker tuner1 stopped responding .* during trial (\d+)", outputs["chief"][1]).group(1)
@@ -233,3 +311,38 @@ def test_optuna_on_the_chief_with_two_workers_and_a_lost_one(optuna_cluster):
     assert set(state["optuna"]["trial_states"]) == set(frame["trial_id"])
     # The chief told its sampler how every trial ended, the re-run one included.
     assert set(state["optuna"]["trial_states"].values()) <= {"COMPLETE", "PRUNED"}, state["optuna"]
+
+
+def test_the_guide_with_overwrite_in_every_process_runs_the_trials_and_the_chief_exits(guide_cluster):
+    """keras-tuner's distributed guide passes ``overwrite=True`` to every
+    process: only the chief starts the project afresh; a worker never
+    deletes the shared directory (the chief's marker, trials and curves)."""
+    project, results = guide_cluster
+    assert results["tuner0"] is not None and results["tuner0"][0] == 0, results["tuner0"]
+    assert results["chief"] is not None, "the chief never exited"
+    assert results["chief"][0] == 0, results["chief"][2][-3000:]
+    assert (project / "ktplus_workers" / "_chief.json").exists()
+    frame = ktplus.load_results(project)
+    assert len(frame) == 3 and frame["trial_id"].is_unique
+    assert set(frame["status"]) <= {"completed", "pruned"}
+    assert {c["worker"] for c in curves(project).values()} == {"tuner0"}  # tuner1 stalled in its first
+
+
+def test_a_worker_resumed_after_the_chief_ended_exits_and_no_trial_stays_ongoing(guide_cluster):
+    """A worker stalled (SIGSTOP) for longer than the whole rest of the
+    search: its trial was re-run by the other worker, the chief ended, and
+    on SIGCONT it stops at once instead of waiting for a chief that is gone."""
+    project, results = guide_cluster
+    assert results["chief"] is not None and results["chief"][0] == 0, results["chief"]
+    chief_err = results["chief"][2]
+    assert len(requeued_trials(chief_err, "tuner1")) == 1, chief_err[-3000:]
+    assert results["tuner1_stopped_until_the_chief_ended"]
+    assert results["tuner1"] is not None, "the resumed worker never exited"
+    code, _, err = results["tuner1"]
+    assert code == 0, err[-3000:]
+    assert "the chief has ended the search" in err
+    oracle = json.loads((project / "oracle.json").read_text())
+    assert oracle["ongoing_trials"] == {}
+    assert sorted(oracle["end_order"]) == ["0", "1", "2"]  # each trial ended once
+    lost = requeued_trials(chief_err, "tuner1")[0]
+    assert curves(project)[lost]["worker"] == "tuner0"  # the re-run's curve, not the stale run's
