@@ -85,14 +85,43 @@ def _check_prep_reaches_model(model: keras.Model, prep: dict[str, Any], x: Any) 
             raise _fail(f"augmentation is on ({prep}) but training leaves the input unchanged")
 
 
-def _check_statistics_loaded(hypermodel: BaseHyperModel, model: keras.Model) -> None:
-    stats = hypermodel.statistics
+def expected_normalization(x: Any, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(mean, variance)`` a normalization layer must hold after
+    training on ``x``, computed here with numpy from the rows themselves
+    (not from the statistics the hypermodel computed): per channel (the
+    last axis), the mean and variance ("standardize") or the minimum and the
+    squared range ("minmax"), a constant channel's variance or range being 1
+    (as scikit-learn's scalers do).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ktplus.hypermodels._check import expected_normalization
+    >>> expected_normalization(np.array([[0.0, 5.0], [2.0, 5.0]]), "minmax")
+    (array([0., 5.]), array([4., 1.]))
+    """
+    rows = np.asarray(x, dtype="float64")
+    rows = rows.reshape(-1, rows.shape[-1])
+    if mode == "minmax":
+        lo, span = rows.min(axis=0), np.ptp(rows, axis=0)
+        return lo, np.square(np.where(span > 0, span, 1.0))
+    variance = rows.var(axis=0)
+    return rows.mean(axis=0), np.where(variance > 0, variance, 1.0)
+
+
+def _check_statistics_loaded(model: keras.Model, x: Any) -> None:
+    """The normalization layer holds the statistics of ``x``, the rows the
+    model was just trained on, computed independently (`expected_normalization`)."""
     for layer in _prep.prep_layers(model):
-        if isinstance(layer, keras.layers.Normalization) and stats is not None:
-            mean, _ = stats.normalization(layer.name)
-            got = np.asarray(keras.ops.convert_to_numpy(layer.adapt_mean))
-            if not np.allclose(got.reshape(-1), np.asarray(mean, "float32").reshape(-1), rtol=1e-5, atol=1e-6):
-                raise _fail(f"the {layer.name!r} layer does not hold the training data's statistics after fit")
+        if not isinstance(layer, keras.layers.Normalization):
+            continue
+        for name, got, expected in zip(("mean", "variance"), (layer.adapt_mean, layer.adapt_variance),
+                                       expected_normalization(x, layer.name)):
+            got = np.asarray(keras.ops.convert_to_numpy(got), "float64").reshape(-1)
+            if not np.allclose(got, expected.reshape(-1), rtol=1e-4, atol=1e-6):
+                raise _fail(f"the {layer.name!r} layer does not hold the training data's statistics after fit: "
+                            f"its {name} is {got.tolist()}, the {len(np.asarray(x))} training rows give "
+                            f"{expected.reshape(-1).tolist()}")
 
 
 def check_hypermodel(
@@ -115,7 +144,8 @@ def check_hypermodel(
     data-preparation knob's layer is there when on and absent when off,
     inference is deterministic and training changes the input when an
     augmentation is on, and the normalization layer holds the training
-    data's statistics after ``fit``; one training step gives a finite loss
+    data's statistics after ``fit`` (compared with numpy's mean and variance,
+    or minimum and range, of the training rows); one training step gives a finite loss
     (on ``x``, ``y`` if given, else on synthetic data for ktplus
     hypermodels).
 
@@ -192,6 +222,6 @@ def check_hypermodel(
             if not np.isfinite(loss):
                 raise _fail(f"non-finite loss {loss} after one step with {values}")
             if ours:
-                _check_statistics_loaded(hypermodel, model)
+                _check_statistics_loaded(model, x)
         all_values.append(values)
     return all_values
