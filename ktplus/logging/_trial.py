@@ -173,16 +173,21 @@ class SearchLogger:
         """
         direction = getattr(self.objective, "direction", "min")
         best_of = max if direction == "max" else min
-        points = [(int(trial_id), score) for trial_id, score in
+        # "best so far" follows the one ranking (ktplus._ranking): a pruned trial's
+        # partial score is drawn as an objective point but never becomes the best.
+        full = set(self.curves.best_values(direction, states=(COMPLETED,)))
+        points = [(int(trial_id), score, trial_id in full) for trial_id, score in
                   self.curves.best_values(direction, states=(COMPLETED, PRUNED)).items() if trial_id.isdigit()]
         run = os.path.join(self.root, OVERVIEW_RUN)
         old = os.listdir(run) if os.path.isdir(run) else []
         best = None
         with RunWriter(run, filename_suffix=OVERVIEW_SUFFIX) as w:
-            for step, score in sorted(points):
-                best = score if best is None else best_of(best, score)
+            for step, score, fully_trained in sorted(points):
                 w.scalar("objective", score, step)
-                w.scalar("best_so_far", best, step)
+                if fully_trained:
+                    best = score if best is None else best_of(best, score)
+                if best is not None:
+                    w.scalar("best_so_far", best, step)
         for name in old:
             if name.startswith("events.out.tfevents"):
                 with contextlib.suppress(FileNotFoundError):  # another worker removed it first

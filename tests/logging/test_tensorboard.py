@@ -136,10 +136,11 @@ def test_search_overview_and_text(server, search):
     best = server.wait_until(lambda: server.get(
         "/data/plugin/scalars/scalars?run=search_overview&tag=best_so_far"))
     objective = server.get("/data/plugin/scalars/scalars?run=search_overview&tag=objective")
-    assert len(objective) == len(finished) == len(best)
+    full = [t for t in finished if not t.metrics.exists("pruned") or not t.metrics.get_last_value("pruned")]
+    assert len(objective) == len(finished) >= len(best) > 0
     values = [v for _, _, v in best]
     assert values == sorted(values)  # best so far never gets worse (max objective)
-    assert values[-1] == pytest.approx(max(t.score for t in finished))
+    assert values[-1] == pytest.approx(max(t.score for t in full))  # fully trained trials only
     text_tags = server.get("/data/plugin/text/tags")
     first = sorted(search.oracle.trials)[0]
     assert {"model_summary", "hyperparameters"} <= set(text_tags[f"trial_{first}"])
@@ -275,3 +276,30 @@ def test_failed_trials_close_their_writers(tmp_path):
         assert {str(t.status) for t in tuner.oracle.trials.values()} == {"FAILED"}
         counts.append(len(os.listdir("/proc/self/fd")))
     assert counts[1] <= counts[0]
+
+
+def test_best_so_far_never_takes_a_pruned_trials_partial_score(tmp_path):
+    """The overview follows the one ranking: a pruned trial is drawn as an
+    objective point, but its partial score never becomes the best so far."""
+    import keras_tuner
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from ktplus.logging import SearchLogger
+    from ktplus.training._pruning import CurveStore
+
+    store = CurveStore(tmp_path / "curves")
+    store.write("0", {0: 0.5, 1: 0.6}, "completed")
+    store.write("1", {0: 0.9}, "pruned")  # best partial value of all
+    store.write("2", {0: 0.7}, "completed")
+    logger = SearchLogger(str(tmp_path / "tb"), keras_tuner.Objective("val_accuracy", "max"), store)
+    logger.write_overview()
+    series: dict[str, list[tuple[int, float]]] = {}
+    for f in (tmp_path / "tb" / "search_overview").glob("events.out.tfevents*"):
+        for event in EventFileLoader(str(f)).Load():
+            for value in event.summary.value:
+                from tensorboard.util import tensor_util
+
+                series.setdefault(value.tag, []).append(
+                    (event.step, float(tensor_util.make_ndarray(value.tensor))))
+    assert [v for _, v in sorted(series["objective"])] == pytest.approx([0.6, 0.9, 0.7])
+    assert [v for _, v in sorted(series["best_so_far"])] == pytest.approx([0.6, 0.6, 0.7])
