@@ -31,6 +31,10 @@ TRIAL_SECONDS = "trial_seconds"
 #: Every fact, in the order they are shown.
 FACTS = (EPOCHS_RUN, BEST_EPOCH, PRUNED, PRUNED_EPOCH, SCORE_STD, FOLDS, NUM_PARAMS, TRIAL_SECONDS)
 
+#: Where a project keeps every trial's objective curve (`ktplus.training._pruning.CurveStore`),
+#: read by the pruners, the Optuna oracle's intermediate values, TensorBoard and the report.
+CURVES_DIR = "ktplus_curves"
+
 COMPLETED = "completed"
 FAILED = "failed"
 #: A configuration skipped because its model is over ``max_model_size``.

@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ktplus._compat import TrialStatus
-from ktplus._facts import is_pruned
+from ktplus._facts import CURVES_DIR, is_pruned
 from ktplus._pareto import objective_directions, objective_values
 from ktplus._seed import check_seed, oracle_seed
 from ktplus.oracles._samplers import check_sampler, make_sampler, quiet_optuna
@@ -209,7 +209,6 @@ class OptunaOracle(keras_tuner.Oracle):
         """The trial's objective by epoch, from ktplus's curve files (the
         mean over its folds with cross-validation; {} without a ktplus tuner)."""
         from ktplus.training._pruning import CurveStore
-        from ktplus.tuners._tuner import CURVES_DIR
 
         directory = getattr(self, "_directory", None)
         if directory is None:

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ktplus import _facts
-
-#: The curve store's directory in a project (`ktplus.tuners._tuner.CURVES_DIR`).
-CURVES_DIR = "ktplus_curves"
+from ktplus._facts import CURVES_DIR
 
 
 @dataclass

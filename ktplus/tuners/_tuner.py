@@ -21,6 +21,7 @@ from ktplus._compat import (
     saved_trials,
 )
 from ktplus._errors import invalid
+from ktplus._facts import CURVES_DIR
 from ktplus._objectives import create_objective
 from ktplus._seed import check_seed, oracle_seed
 from ktplus.evaluation._cv import CrossValidation, is_classifier
@@ -34,14 +35,12 @@ from ktplus.training._pruning import CurveStore
 from ktplus.tuners import _distributed
 from ktplus.tuners._checkpoint import AtomicSaveBestEpoch
 from ktplus.tuners._data_prep import adapt_hypermodel, training_data
-from ktplus.tuners._fast_path import FastPath
+from ktplus.tuners._fast_path import FastPath, has_known_fit
 from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
 from ktplus.tuners._oracles import adopt_oracle, retry_unrecorded
 from ktplus.tuners._recorder import TrialRecorder
 from ktplus.tuners._validate import validate_search_inputs
-
-CURVES_DIR = "ktplus_curves"
 
 _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             "plateau" (on the objective), a dict such as
@@ -384,13 +383,13 @@ class Tuner(TunerHooks):
                 raise invalid("groups", f"<{type(groups).__name__}>",
                               "None without cross-validation: `groups` reaches the cv splitter (e.g. "
                               "cv=GroupKFold(5)); set cv= on the tuner")
-            validate_search_inputs(self, fit_args, fit_kwargs)
+            validate_search_inputs(self, fit_args, fit_kwargs, self._runs_model_fit())
             cv = None
         else:
             cv = CrossValidation(self.options.cv, fit_args, fit_kwargs, groups, self.search_seed,
                                  classifier=is_classifier(self.hypermodel))
             first_args, first_kwargs = cv.fold_inputs(0, fit_args, fit_kwargs)
-            validate_search_inputs(self, first_args, first_kwargs)
+            validate_search_inputs(self, first_args, first_kwargs, self._runs_model_fit())
         adapt_hypermodel(self.hypermodel, fit_args, fit_kwargs, cv)
         record_fit_settings(self.project_dir, fit_kwargs)
         with contextlib.ExitStack() as stack:
@@ -408,6 +407,12 @@ class Tuner(TunerHooks):
                 raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
         self._rank_in_tensorboard()
         self._check_some_model_fits()
+
+    def _runs_model_fit(self) -> bool:
+        """Whether the trials pass search()'s data straight to ``model.fit``:
+        keras-tuner's own run_trial and HyperModel.fit (or ktplus's)."""
+        return (type(self).run_trial is Tuner.run_trial and self.hypermodel is not None
+                and has_known_fit(self.hypermodel))
 
     def _save_failed_trials(self) -> None:
         """keras-tuner raises "too many consecutive failures" inside

@@ -63,8 +63,13 @@ def _check_against_hypermodel(hm: BaseHyperModel, x: np.ndarray, y: np.ndarray, 
                          f"{hm.num_classes} allows 0 to {hm.num_classes - 1}.")
 
 
-def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
-    """Raises one clear ValueError for data or an objective that cannot work."""
+def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict, runs_model_fit: bool) -> None:
+    """Raises one clear ValueError for data or an objective that cannot work.
+
+    ``runs_model_fit``: whether the trials pass ``search()``'s data straight
+    to ``model.fit`` (keras-tuner's own ``run_trial`` and ``HyperModel.fit``,
+    or ktplus's): only then is the objective checked against the metrics of
+    a model built with the default hyperparameters."""
     x = _array(args[0] if args else kwargs.get("x"))
     y = _array(args[1] if len(args) > 1 else kwargs.get("y"))
     val = kwargs.get("validation_data")
@@ -88,7 +93,7 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
             _check_against_hypermodel(hm, xa, ya, where)
 
     obj = tuner.oracle.objective
-    if isinstance(obj, DefaultObjective) or x is None or not _runs_model_fit(tuner):
+    if isinstance(obj, DefaultObjective) or x is None or not runs_model_fit:
         return  # a custom run_trial or HyperModel.fit decides what it trains on and reports
     # The built-in objectives ("num_params", "trial_seconds") are measured by
     # ktplus itself: no data split or compiled metric to check.
@@ -102,16 +107,6 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict) -> None:
     if y is None or len(x) == 0:
         return
     _check_metrics(tuner, x, y, names)
-
-
-def _runs_model_fit(tuner: Any) -> bool:
-    """Whether the trials pass search()'s data straight to ``model.fit``:
-    keras-tuner's own run_trial and HyperModel.fit (or ktplus's)."""
-    from ktplus.tuners._fast_path import has_known_fit
-    from ktplus.tuners._tuner import Tuner
-
-    return type(tuner).run_trial is Tuner.run_trial and tuner.hypermodel is not None and has_known_fit(
-        tuner.hypermodel)
 
 
 def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:

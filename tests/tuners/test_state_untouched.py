@@ -72,7 +72,7 @@ def test_preflight_check_leaves_every_random_state(data, tmp_path):
     keras.utils.set_random_seed(1)
     keras.random.uniform((1,))  # Keras' global seed generator exists and has drawn
     before = random_state()
-    validate_search_inputs(tuner, (x, y), {"validation_data": val})
+    validate_search_inputs(tuner, (x, y), {"validation_data": val}, runs_model_fit=True)
     assert random_state() == before
 
 
