@@ -81,7 +81,8 @@ def _trial(trial_id, status, metrics, score=None, values=None):
     for name, value in metrics.items():
         trial.metrics.register(name, direction="min")
         trial.metrics.update(name, value)
-    trial.score = score
+    # keras-tuner scores every completed trial (a list objective: the combined value)
+    trial.score = 0.0 if score is None and status == TrialStatus.COMPLETED else score
     trial.hyperparameters.values = dict(values or {})
     return trial
 
