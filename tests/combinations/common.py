@@ -94,6 +94,12 @@ def tuner(name: str, hm: Any, objective: Any, directory: Any, seed: int, **optio
     raise AssertionError(name)
 
 
+def pruner(kind: str | None) -> Any:
+    """The median stopping rule, free to prune from the second finished
+    trial's second epoch on (the default waits for 3 trials and 2 epochs)."""
+    return None if kind is None else ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=1)
+
+
 def fit_kwargs(validation: str, data: dict[str, Any]) -> dict[str, Any]:
     if validation == "data":
         return {"validation_data": data["val"]}

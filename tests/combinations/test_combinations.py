@@ -31,7 +31,7 @@ FACTORS: dict[str, list] = {
     "fast_path": [True, False],
     "lr_decay": [None, "cosine"],
     "early_stopping": [None, 1],
-    "pruning": [None, "median"],
+    "pruning": [None, "median"],  # a median rule that can prune in a 3-trial, 3-epoch search
     "cv": [None, 2],
     "validation": ["data", "split", "folds"],
     "custom_fit": [False, True],
@@ -73,7 +73,8 @@ def test_invariants_hold_in_combination(row, tmp_path):
     objective = common.objective(row["objective"])
     tuner = common.tuner(row["tuner"], hypermodel, objective, tmp_path, seed=3,
                          fast_path=row["fast_path"], lr_decay=row["lr_decay"],
-                         early_stopping=row["early_stopping"], pruning=row["pruning"], cv=row["cv"],
+                         early_stopping=row["early_stopping"], pruning=common.pruner(row["pruning"]),
+                         cv=row["cv"],
                          keep_checkpoints=row["keep_checkpoints"], tensorboard=row["tensorboard"])
     fit_kwargs = common.fit_kwargs(row["validation"], data)
     x_fit, y_fit = common.fit_xy(row["validation"], data)

@@ -33,7 +33,7 @@ def _tuner(module, name, hm, objective, directory):
     if name == "bayesian":
         return module.BayesianOptimization(hm, max_trials=3, num_initial_points=2, **kwargs)
     if name == "hyperband":
-        return module.Hyperband(hm, max_epochs=3, factor=3, hyperband_iterations=1, **kwargs)
+        return module.Hyperband(hm, max_epochs=2, factor=2, hyperband_iterations=1, **kwargs)
     if name == "grid":
         return module.GridSearch(hm, max_trials=2, **kwargs)
     oracle = keras_tuner.oracles.RandomSearchOracle(objective=objective, max_trials=2, seed=5)
@@ -46,7 +46,7 @@ def _search(module, row, data, directory):
     keras.utils.set_random_seed(1)
     tuner = _tuner(module, row["tuner"], hm, objective, directory)
     x, y = common.fit_xy(row["validation"], data)
-    tuner.search(x, y, epochs=2, verbose=0, **common.fit_kwargs(row["validation"], data))
+    tuner.search(x, y, epochs=1, verbose=0, **common.fit_kwargs(row["validation"], data))
     scores = {t.trial_id: (t.hyperparameters.values, t.score) for t in tuner.oracle.trials.values()}
     return scores, random.getstate(), np.random.get_state()
 
