@@ -78,19 +78,27 @@ def objective(kind: str) -> Any:
     return ["val_accuracy", "val_loss"]
 
 
-def tuner(name: str, hm: Any, objective: Any, directory: Any, seed: int, **options: Any) -> Any:
-    common = {"objective": objective, "directory": str(directory), "project_name": "p", "seed": seed,
-              **options}
+def tuner(name: str, hm: Any, objective: Any, directory: Any, seed: int, *, module: Any = ktplus,
+          trials: int = 3, max_epochs: int = 3, **options: Any) -> Any:
+    """A tuner by name, from ``module`` (ktplus or keras_tuner); "oracle" is
+    ``module.Tuner`` over keras-tuner's random search oracle."""
+    import keras_tuner
+
+    common = {"objective": objective, "directory": str(directory), "project_name": "p", **options}
     if name == "random":
-        return ktplus.RandomSearch(hm, max_trials=3, **common)
+        return module.RandomSearch(hm, max_trials=trials, seed=seed, **common)
     if name == "bayesian":
-        return ktplus.BayesianOptimization(hm, max_trials=3, num_initial_points=2, **common)
+        return module.BayesianOptimization(hm, max_trials=3, num_initial_points=2, seed=seed, **common)
     if name == "hyperband":
-        return ktplus.Hyperband(hm, max_epochs=3, factor=3, hyperband_iterations=1, **common)
+        return module.Hyperband(hm, max_epochs=max_epochs, factor=max_epochs, hyperband_iterations=1,
+                                seed=seed, **common)
     if name == "grid":
-        return ktplus.GridSearch(hm, max_trials=3, **common)
+        return module.GridSearch(hm, max_trials=trials, seed=seed, **common)
     if name == "optuna":
-        return ktplus.OptunaSearch(hm, max_trials=3, **common)
+        return module.OptunaSearch(hm, max_trials=trials, seed=seed, **common)
+    if name == "oracle":
+        oracle = keras_tuner.oracles.RandomSearchOracle(objective=objective, max_trials=trials, seed=seed)
+        return module.Tuner(oracle=oracle, hypermodel=hm, **{k: v for k, v in common.items() if k != "objective"})
     raise AssertionError(name)
 
 

@@ -26,25 +26,12 @@ FACTORS: dict[str, list] = {
 ROWS = all_pairs(FACTORS, lambda row: True, seed=0)
 
 
-def _tuner(module, name, hm, objective, directory):
-    kwargs = {"objective": objective, "directory": str(directory), "project_name": "p", "seed": 5}
-    if name == "random":
-        return module.RandomSearch(hm, max_trials=2, **kwargs)
-    if name == "bayesian":
-        return module.BayesianOptimization(hm, max_trials=3, num_initial_points=2, **kwargs)
-    if name == "hyperband":
-        return module.Hyperband(hm, max_epochs=2, factor=2, hyperband_iterations=1, **kwargs)
-    if name == "grid":
-        return module.GridSearch(hm, max_trials=2, **kwargs)
-    oracle = keras_tuner.oracles.RandomSearchOracle(objective=objective, max_trials=2, seed=5)
-    return module.Tuner(oracle=oracle, hypermodel=hm, directory=str(directory), project_name="p")
-
-
 def _search(module, row, data, directory):
     hm = common.hypermodel(None, custom_fit=row["custom_fit"])
     objective = common.objective(row["objective"])
     keras.utils.set_random_seed(1)
-    tuner = _tuner(module, row["tuner"], hm, objective, directory)
+    tuner = common.tuner(row["tuner"], hm, objective, directory, seed=5, module=module, trials=2,
+                         max_epochs=2)
     x, y = common.fit_xy(row["validation"], data)
     tuner.search(x, y, epochs=1, verbose=0, **common.fit_kwargs(row["validation"], data))
     scores = {t.trial_id: (t.hyperparameters.values, t.score) for t in tuner.oracle.trials.values()}
