@@ -13,10 +13,10 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ktplus._errors import invalid, invalid_type
+from ktplus._errors import invalid_type
 
-#: numpy's (and so scikit-learn's and Optuna's samplers') bound on a seed.
-_MAX_SEED = 2**32
+#: numpy's (and so scikit-learn's and Optuna's samplers') seeds are 0 .. 2**32 - 1.
+_GENERATOR_SEEDS = 2**32
 
 
 def check_seed(seed: Any, arg: str = "seed") -> int | None:
@@ -24,25 +24,37 @@ def check_seed(seed: Any, arg: str = "seed") -> int | None:
 
     Args:
         seed: None (a random seed, drawn once by the oracle) or an integer
-            from 0 to 2**32 - 1.
+            (any, as keras-tuner takes it; see `generator_seed`).
         arg: The argument's name in the error message.
 
     Raises:
-        ValueError: for anything else (a TypeError too, for a non-integer).
+        TypeError: for anything but None or an integer (a bool included).
 
     Example:
 
     >>> from ktplus._seed import check_seed
-    >>> check_seed(0), check_seed(None)
-    (0, None)
+    >>> check_seed(0), check_seed(None), check_seed(-1)
+    (0, None, -1)
     """
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise invalid_type(arg, seed, "None or an integer from 0 to 2**32 - 1")
-    if not 0 <= int(seed) < _MAX_SEED:
-        raise invalid(arg, seed, "None or an integer from 0 to 2**32 - 1")
+        raise invalid_type(arg, seed, "None or an integer")
     return int(seed)
+
+
+def generator_seed(seed: int | None) -> int | None:
+    """The search's seed as numpy, scikit-learn and Optuna's samplers take
+    it (0 .. 2**32 - 1): a keras-tuner seed outside that range (negative,
+    or larger) is reduced modulo 2**32; None stays None.
+
+    Example:
+
+    >>> from ktplus._seed import generator_seed
+    >>> generator_seed(5), generator_seed(-1), generator_seed(None)
+    (5, 4294967295, None)
+    """
+    return None if seed is None else int(seed) % _GENERATOR_SEEDS
 
 
 class _SeedZero(int):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ktplus._errors import invalid
+from ktplus._seed import generator_seed
 
 _EXPECTED = ("None, an integer k >= 2 (k-fold, stratified for classification), or a scikit-learn "
              "splitter such as KFold(5), StratifiedKFold(5), GroupKFold(5) or "
@@ -144,7 +145,7 @@ def make_folds(cv: Any, x: Any, y: Any, groups: Any, seed: int | None,
         if len(g) != n:
             raise invalid("groups", f"<{len(g)} values>",
                           f"one group label per sample: {n} values, as many as x has samples")
-    splitter = make_splitter(cv, y_arr, seed, groups, classifier)
+    splitter = make_splitter(cv, y_arr, generator_seed(seed), groups, classifier)
     k = cv if isinstance(cv, int) else getattr(splitter, "n_splits", None)
     k = k if isinstance(k, int) else (getattr(splitter, "cvargs", None) or {}).get("n_splits")
     if isinstance(cv, int) and cv > n:

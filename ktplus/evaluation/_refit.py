@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ktplus import _facts
+from ktplus._seed import generator_seed
 
 
 def _shape(a: Any) -> tuple[int, ...] | None:
@@ -92,9 +93,9 @@ def refit_best(tuner: Any, x: Any, y: Any, **fit_kwargs: Any) -> Any:
                          f"{tuple(hm.input_shape)}; pass data shaped like the data the search trained on.")
     settings = read_meta(tuner.project_dir).get("fit", {})
     hp = trial.hyperparameters
-    seed = tuner.search_seed
+    seed = generator_seed(tuner.search_seed)
     if seed is not None:
-        keras.utils.set_random_seed(int(seed))
+        keras.utils.set_random_seed(seed)
     model = build_model(tuner, hp)
     inputs = model_input_shapes(model)
     expected = inputs[0][1] if inputs and len(inputs) == 1 else None

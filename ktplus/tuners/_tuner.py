@@ -4,6 +4,7 @@ oracle. The four search algorithms are this class plus their oracle."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import warnings
 from typing import Any
@@ -217,11 +218,16 @@ class Tuner(TunerHooks):
                           "heartbeats and TensorBoard logs with local file operations (remote paths such "
                           "as gs://... are not supported)")
         self.options = options
-        self._max_epochs = kwargs.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
+        parameters, given_args = self._keras_tuner_arguments(args, kwargs)
+        self._max_epochs = given_args.get("max_epochs")  # Hyperband's budget (workers cannot ask the oracle)
         # One seed, checked once: seed=0 is the seed 0 (keras-tuner's oracles would draw a random one).
-        self._given_seed = check_seed(kwargs.get("seed"))
+        self._given_seed = check_seed(given_args.get("seed"))
         if self._given_seed is not None:
-            kwargs["seed"] = oracle_seed(self._given_seed)
+            if "seed" in kwargs:
+                kwargs["seed"] = oracle_seed(self._given_seed)
+            else:  # given by position
+                at = parameters.index("seed")
+                args = (*args[:at], oracle_seed(self._given_seed), *args[at + 1:])
         with atomic_state_writes(os.fspath(directory or ".")):
             super().__init__(*args, **_distributed.keep_shared_directory(kwargs))
             if local_oracle(self.oracle) is self.oracle:  # a worker's client oracle holds no trials
@@ -247,6 +253,18 @@ class Tuner(TunerHooks):
         if local_oracle(self.oracle) is self.oracle:
             self._queue = TrialQueue(self.project_dir)
             attach_queue(self.oracle, self._queue)
+
+    def _keras_tuner_arguments(self, args: tuple, kwargs: dict) -> tuple[list[str], dict[str, Any]]:
+        """The parameter names of the keras-tuner ``__init__`` this tuner
+        calls (``keras_tuner.RandomSearch``'s, ...) and the arguments given,
+        by name, positional ones included (``RandomSearch(hm, "val_loss", 3,
+        0)`` gives ``seed=0``)."""
+        try:
+            signature = inspect.signature(super().__init__)
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError:  # keras-tuner will refuse the arguments itself
+            return [], dict(kwargs)
+        return list(signature.parameters), {**bound.arguments, **kwargs}
 
     # -- the options, as attributes ------------------------------------------
 
@@ -563,6 +581,11 @@ class Tuner(TunerHooks):
                 callback.flush()
                 recorder.checkpoint_best = callback.best_value
         return result
+
+    def _trial_values(self, trial: Any) -> dict[str, float]:
+        """The trial's parameter count and wall seconds so far (the built-in
+        trial-level objectives), for a list objective's combined value."""
+        return self._recorder(trial).trial_values()
 
     def _after_build(self, model: Any) -> Any:
         for recorder in self._recorders.values():  # the trial being built (one at a time per process)

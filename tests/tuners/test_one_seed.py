@@ -65,10 +65,45 @@ def test_seed_zero_reaches_keras_tuner_oracles_and_is_saved(tmp_path):
     assert tuner.oracle.get_state()["seed"] == 0
 
 
-@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
+@pytest.mark.parametrize("seed", [1.5, True, "0"])
 def test_bad_seed_is_refused_naming_the_argument(seed, tmp_path):
-    with pytest.raises(ValueError, match=r"`seed`.*0 to 2\*\*32 - 1"):
+    with pytest.raises(TypeError, match=r"`seed`.*None or an integer"):
         ktplus.RandomSearch(build, objective="val_loss", max_trials=2, seed=seed, directory=tmp_path)
-    with pytest.raises(ValueError, match=r"`seed`"):
+    with pytest.raises(TypeError, match=r"`seed`"):
         ktplus.OptunaSearch(build, objective="val_loss", max_trials=2, seed=seed, directory=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("seed", [-1, 2**40])
+def test_any_integer_seed_is_taken_as_keras_tuner_takes_it(seed, tmp_path):
+    """keras-tuner takes any integer seed; numpy, scikit-learn and Optuna's
+    samplers get it modulo 2**32."""
+    tuner = ktplus.OptunaSearch(build, objective="val_loss", max_trials=2, seed=seed, directory=tmp_path,
+                                project_name="optuna", cv=2)
+    assert tuner.search_seed == seed
+    tuner = ktplus.RandomSearch(build, objective="val_loss", max_trials=2, seed=seed, directory=tmp_path,
+                                project_name="random", cv=2)
+    assert tuner.oracle.seed == seed and tuner.search_seed == seed
+    from ktplus.evaluation._cv import make_folds
+
+    x = np.arange(20, dtype="float32").reshape(10, 2)
+    folds = make_folds(2, x, np.arange(10.0), None, seed, classifier=False)
+    assert len(folds) == 2
+
+
+def test_a_seed_and_max_epochs_given_by_position_are_the_ones_used(data, tmp_path):
+    """keras-tuner's own positional order: RandomSearch(hypermodel, objective,
+    max_trials, seed), OptunaSearch(hypermodel, objective, max_trials,
+    sampler, seed), Hyperband(hypermodel, objective, max_epochs)."""
+    runs = []
+    for name in ("a", "b"):
+        tuner = ktplus.RandomSearch(build, "val_loss", 3, 0, directory=tmp_path, project_name=name,
+                                    tensorboard=False)
+        assert tuner.search_seed == 0 and tuner.oracle.seed == 0
+        runs.append(sequence(tuner, data))
+    assert runs[0] == runs[1]
+    optuna = ktplus.OptunaSearch(build, "val_loss", 3, "random", 0, directory=tmp_path, project_name="o",
+                                 tensorboard=False)
+    assert optuna.search_seed == 0
+    hyperband = ktplus.Hyperband(build, "val_loss", 7, directory=tmp_path, project_name="h", tensorboard=False)
+    assert hyperband._hyperband_budget() == 7 and hyperband._max_epochs == 7
