@@ -236,25 +236,30 @@ class OversizedModelError(keras_tuner.errors.FailedTrialError):
 _OVERSIZED = re.compile(r"^Oversized model: (\d+) parameters")
 
 
-def with_objective_value(results: Any, objective: Any) -> Any:
+def with_objective_value(results: Any, objective: Any, known: dict[str, float] | None = None) -> Any:
     """A trial's ``results`` (as ``HyperModel.fit`` or ``Tuner.run_trial``
     return them) with a list objective's combined value where a dict of
     metrics holds every objective but not that value: keras-tuner wants it
     under ``multi_objective`` and computes it as ``MultiObjective.get_value``
-    does ("min" metrics added, "max" ones subtracted). Anything else (a
+    does ("min" metrics added, "max" ones subtracted), with ``known`` values
+    (ktplus's trial-level objectives, such as ``num_params``) for those the
+    dict leaves out. Anything else (a
     single objective, a History, a float, a dict lacking an objective) is
     returned as it is, for keras-tuner to read or refuse."""
     if not isinstance(objective, MultiObjective):
         return results
     if isinstance(results, list):
-        return [with_objective_value(r, objective) for r in results]
-    if isinstance(results, dict) and objective.name not in results and objective.has_value(results):
-        return {**results, objective.name: objective.get_value(results)}
+        return [with_objective_value(r, objective, known) for r in results]
+    if isinstance(results, dict) and objective.name not in results:
+        values = {**(known or {}), **results}  # the trial-level values ktplus measures itself
+        if objective.has_value(values):
+            return {**results, objective.name: objective.get_value(values)}
     return results
 
 
 @contextmanager
-def _completing(owner: Any, name: str, objective: Any) -> Iterator[None]:
+def _completing(owner: Any, name: str, objective: Any,
+                known: Callable[[], dict[str, float]] | None = None) -> Iterator[None]:
     """While open, ``owner.<name>()`` (``HyperModel.fit``, ``Tuner.run_trial``)
     returns its results through `with_objective_value`: keras-tuner validates
     them right after the call (``validate_trial_results``). Only with a list
@@ -268,7 +273,7 @@ def _completing(owner: Any, name: str, objective: Any) -> Iterator[None]:
     method = getattr(owner, name)
 
     def completed(*args: Any, **kwargs: Any) -> Any:
-        return with_objective_value(method(*args, **kwargs), objective)
+        return with_objective_value(method(*args, **kwargs), objective, known() if known else None)
 
     attrs[name] = completed
     try:
@@ -307,7 +312,7 @@ class TunerHooks(keras_tuner.Tuner):
 
     def _run_and_update_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
         try:
-            with _completing(self, "run_trial", self.oracle.objective):
+            with _completing(self, "run_trial", self.oracle.objective, lambda: self._trial_values(trial)):
                 return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
         except OversizedModelError as error:  # a skipped configuration, not an error
             self.__dict__.setdefault("_oversized_trials", {})[trial.trial_id] = error
@@ -322,7 +327,7 @@ class TunerHooks(keras_tuner.Tuner):
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         def fit(*fit_args: Any, **fit_kwargs: Any) -> Any:
-            with _completing(self.hypermodel, "fit", self.oracle.objective):
+            with _completing(self.hypermodel, "fit", self.oracle.objective, lambda: self._trial_values(trial)):
                 return super(TunerHooks, self)._build_and_fit_model(trial, *fit_args, **fit_kwargs)
 
         return self._fit_execution(trial, fit, args, kwargs)
@@ -342,6 +347,10 @@ class TunerHooks(keras_tuner.Tuner):
 
     def _after_build(self, model: Any) -> Any:
         return model
+
+    def _trial_values(self, trial: Any) -> dict[str, float]:
+        """The trial-level values the tuner measures itself (none here)."""
+        return {}
 
     def _checkpoint_path(self, trial_id: str) -> str:
         """Where keras-tuner keeps a trial's best-epoch weights."""

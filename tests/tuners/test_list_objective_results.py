@@ -86,3 +86,25 @@ def test_a_dict_missing_an_objective_keeps_keras_tuners_error(data, tmp_path):
     tuner = Partial(build, objective=OBJECTIVE, max_trials=1, directory=tmp_path, tensorboard=False)
     with pytest.raises(keras_tuner.errors.FatalValueError, match="multi_objective"):
         tuner.search(*data)
+
+
+def test_a_list_with_a_trial_level_objective_takes_ktplus_measured_value(data, tmp_path):
+    """objective=["error" (returned by the fit), "num_params" (measured by
+    ktplus)]: the combined value uses the parameter count ktplus measured."""
+
+    class ErrorOnly(keras_tuner.HyperModel):
+        def build(self, hp):
+            return build(hp)
+
+        def fit(self, hp, model, x, y, **kwargs):
+            return {"error": train(model, x, y)["error"]}
+
+    objective = [keras_tuner.Objective("error", "min"), "num_params"]
+    tuner = ktplus.RandomSearch(ErrorOnly(), objective=objective, max_trials=2, directory=tmp_path,
+                                tensorboard=False)
+    tuner.search(*data)
+    for t in tuner.oracle.trials.values():
+        assert t.status == TrialStatus.COMPLETED, t.message
+        units = t.hyperparameters.get("units")
+        assert t.metrics.get_last_value("num_params") == 4 * units + units + units + 1
+        assert t.score == pytest.approx(t.metrics.get_last_value("error") + 6 * units + 1)
