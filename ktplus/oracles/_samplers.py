@@ -13,6 +13,8 @@ from typing import Any
 import optuna
 
 from ktplus._errors import invalid, invalid_type
+from ktplus._seed import generator_seed
+from ktplus._warnings import warnings_registries_kept
 
 #: The sampler names, each one Optuna sampler.
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
@@ -20,6 +22,21 @@ SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
 SINGLE_OBJECTIVE = ("cmaes",)
 #: Samplers that need several objectives.
 MULTI_OBJECTIVE = ("nsga2",)
+
+
+def _raises(category: type[Warning]) -> bool:
+    """Whether the warnings filters turn a warning of ``category`` (raised
+    in Optuna) into an error: the first filter that matches it says "error"."""
+    for action, message, cat, module, _lineno in warnings.filters:
+        if not issubclass(category, cat):
+            continue
+        if module is not None and not module.match("optuna"):
+            continue
+        if action == "error":
+            return True  # (for some messages only, perhaps: the safe side)
+        if message is None:
+            return False  # this filter decides for every message
+    return False
 
 
 @contextlib.contextmanager
@@ -36,6 +53,16 @@ def quiet_optuna() -> Iterator[None]:
     logger = logging.getLogger("optuna")
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
+    if _raises(optuna.exceptions.ExperimentalWarning):
+        # An "error" filter raises before anything is shown: only a filter of
+        # ktplus's own stops it; the registries of warnings shown are kept valid.
+        try:
+            with warnings_registries_kept(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                yield
+        finally:
+            logger.setLevel(level)
+        return
     show = warnings.showwarning
     hidden: list[tuple[dict, tuple]] = []
 
@@ -113,6 +140,7 @@ def make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
     if isinstance(sampler, optuna.samplers.BaseSampler):
         return sampler
     name = sampler.lower()
+    seed = generator_seed(seed)
     with quiet_optuna():
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)

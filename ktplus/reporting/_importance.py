@@ -11,15 +11,13 @@ and Hyperband's ``tuner/*`` bookkeeping are never ranked.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from ktplus import _facts
 from ktplus._errors import invalid, invalid_type
+from ktplus._warnings import warnings_registries_kept
 
 #: ``method`` -> the name the report shows.
 METHODS = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA"}
@@ -34,57 +32,6 @@ def check_method(method: Any, arg: str = "method") -> str:
     if method not in METHODS:
         raise invalid(arg, method, f"one of {sorted(METHODS)} (Optuna's fANOVA or PED-ANOVA evaluator)")
     return method
-
-
-def _not_a_class(message: str) -> Warning:
-    return UserWarning(message)
-
-
-def _filters_version() -> int | None:
-    """Python's version of the warnings filters, which every registry of
-    warnings already shown (a module's ``__warningregistry__``) holds under
-    "version": Python empties a registry whose version is not the current
-    one, and so shows its warnings again. Read from the registry that
-    ``warnings.warn_explicit`` fills in before it consults the filters (its
-    category, a function and no class, then stops it with a TypeError:
-    nothing is shown). None where it cannot be read so."""
-    if not warnings.filters:
-        return None  # no filter would stop the call
-    registry: dict[Any, Any] = {}
-    try:
-        warnings.warn_explicit("ktplus", _not_a_class, "ktplus", 0, registry=registry)  # type: ignore[call-overload]
-    except TypeError:
-        version = registry.get("version")
-        return version if type(version) is int else None
-    return None
-
-
-def _registries() -> list[dict[Any, Any]]:
-    """Every registry of warnings shown: each module's and the "once" one."""
-    found = [vars(m).get("__warningregistry__") for m in list(sys.modules.values()) if hasattr(m, "__dict__")]
-    found.append(getattr(warnings, "onceregistry", None))
-    return [r for r in found if isinstance(r, dict)]
-
-
-@contextlib.contextmanager
-def warnings_registries_kept() -> Iterator[None]:
-    """Runs a block that changes the warnings filters and puts them back
-    (scikit-learn's random forest, under fANOVA, does so on every call with
-    ``warnings.catch_warnings``), then keeps the registries of the warnings
-    already shown valid: a warning Python showed once before the block is
-    not shown again after it."""
-    before = _filters_version()
-    saved = [] if before is None else [(r, dict(r)) for r in _registries() if r.get("version") == before]
-    try:
-        yield
-    finally:
-        after = _filters_version()
-        if before is not None and after is not None and after != before:
-            for registry, entries in saved:
-                since = {k: v for k, v in registry.items() if k != "version"}  # shown during the block
-                registry.update(entries)
-                registry.update(since)
-                registry["version"] = after
 
 
 def _evaluator(method: str) -> Any:

@@ -114,3 +114,16 @@ def test_optuna_experimental_warnings_hidden_without_touching_filters():
         assert warnings.filters == filters
         optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
         assert optuna.exceptions.ExperimentalWarning in shown
+
+
+def test_optuna_search_under_an_error_filter_for_every_warning(tmp_path):
+    """`-W error` (or pytest's filterwarnings = error): Optuna's experimental
+    warnings raised inside ktplus (the default TPE sampler) stay ktplus's
+    business, and the user's filters are as they were after."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        before = list(warnings.filters)
+        tuner = ktplus.OptunaSearch(build, objective="val_mae", max_trials=1, directory=tmp_path,
+                                    tensorboard=False)
+        assert tuner.oracle.sampler is not None
+        assert warnings.filters == before
