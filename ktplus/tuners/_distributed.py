@@ -25,9 +25,11 @@ ktplus adds, on keras-tuner's own engine and protocol:
 * The end of the search: the chief marks ``_chief.json`` "done" before it
   stops serving. keras-tuner's worker waits up to an hour for a chief it
   cannot reach; a ktplus worker that cannot reach a chief whose marker says
-  "done" (a worker stalled past the end of the search, or started after it)
-  stops at once, its search ending as keras-tuner's does when the chief says
-  the search is over.
+  "done", written after the marker the worker saw when it started (a worker
+  stalled past the end of the search), stops at once, its search ending as
+  keras-tuner's does when the chief says the search is over. A "done" left
+  by an earlier search never ends a worker: it waits for this search's chief
+  as keras-tuner's client does (a resumed search whose workers start first).
 * Fencing: a worker declared lost may only have been stalled (SIGSTOP,
   swapping, a slow NFS). Each ktplus worker sends its tuner id with every
   call to the chief; the chief ignores ``update_trial``/``end_trial`` calls
@@ -296,6 +298,12 @@ def write_chief_marker(project_dir: str, state: str) -> None:
         print(f"ktplus: could not mark the chief {state} in {chief_marker(project_dir)}: {e}", file=sys.stderr)
 
 
+def chief_record(project_dir: str) -> dict[str, Any]:
+    """The chief's marker as written ({} without one)."""
+    marker = chief_marker(project_dir)
+    return read_json_dict(marker) if os.path.exists(marker) else {}
+
+
 def chief_state(project_dir: str) -> str | None:
     """What the chief's marker says: "running", "done" or "failed"; None
     without a marker (a marker written before ktplus recorded states is
@@ -421,7 +429,7 @@ class WorkerStub:
         tuner_id: This worker's ``KERASTUNER_TUNER_ID``.
     """
 
-    def __init__(self, project_dir: str, tuner_id: str) -> None:
+    def __init__(self, project_dir: str, tuner_id: str, seen: float = 0.0) -> None:
         import grpc
 
         protos, _ = grpc_parts()
@@ -432,6 +440,9 @@ class WorkerStub:
         self._stub = protos.get_service_grpc().OracleStub(grpc.insecure_channel(address, options=options))
         self._metadata = ((TUNER_ID_HEADER, tuner_id),)
         self.project_dir = project_dir
+        #: The chief's time in the marker this worker saw when it started: an end state
+        #: counts only when written later (a "done" left by an earlier search does not).
+        self.seen = seen
         #: The chief marker's state once a call found the chief gone and its search over.
         self.chief_ended: str | None = None
 
@@ -461,31 +472,34 @@ class WorkerStub:
             except grpc.RpcError as error:
                 if getattr(error, "code", lambda: None)() != grpc.StatusCode.UNAVAILABLE:
                     raise
-                state = chief_state(self.project_dir)
-                if state in (CHIEF_DONE, CHIEF_FAILED):
-                    self.chief_ended = state
+                record = chief_record(self.project_dir)
+                state = record.get("state")
+                if state in (CHIEF_DONE, CHIEF_FAILED) and float(record.get("time", 0.0)) > self.seen:
+                    self.chief_ended = str(state)
                     continue
                 if deadline is not None and time.monotonic() + RECONNECT_WAIT >= deadline:
                     raise
                 time.sleep(RECONNECT_WAIT)
 
 
-def _wait_for_chief(project_dir: str, timeout: float) -> None:
-    """Waits for the marker of a running chief. A marker left "done" by an
-    earlier search is waited past (this search's chief rewrites it); still
-    "done" after ``timeout``, the search is over: the worker goes on and
-    its first call to the chief ends its search."""
+def _wait_for_chief(project_dir: str, timeout: float) -> float:
+    """Waits for the marker of a running chief and returns the chief's time
+    in it. A marker left "done" by an earlier search is waited past (this
+    search's chief rewrites it); still "done" after ``timeout``, the worker
+    goes on and asks the chief as keras-tuner's client does (until its
+    deadline): only an end state the chief writes later ends its search."""
     marker = chief_marker(project_dir)
     deadline = time.monotonic() + timeout
     while (state := chief_state(project_dir)) in (None, CHIEF_DONE, CHIEF_FAILED):
         if state is not None and time.monotonic() > deadline:
-            return
+            return float(chief_record(project_dir).get("time", 0.0))
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"ktplus: this worker cannot see the chief's marker {marker} after {timeout:.0f} s: the chief "
                 "and the workers must share the project directory (the same `directory` and `project_name` "
                 "on a shared file system), and the chief must be a ktplus tuner")
         time.sleep(min(0.2, timeout / 10))
+    return float(chief_record(project_dir).get("time", 0.0))
 
 
 @contextmanager
@@ -508,8 +522,8 @@ def session(tuner: Any) -> Iterator[None]:
             monitor.stop()
     elif is_worker():
         tuner_id = os.environ["KERASTUNER_TUNER_ID"]
-        _wait_for_chief(tuner.project_dir, timeout)
-        tuner.oracle.stub = WorkerStub(tuner.project_dir, tuner_id)
+        seen = _wait_for_chief(tuner.project_dir, timeout)
+        tuner.oracle.stub = WorkerStub(tuner.project_dir, tuner_id, seen)
         heartbeat = Heartbeat(tuner.project_dir, tuner_id, interval=min(5.0, timeout / 4))
         heartbeat.beat()
         heartbeat.start()
@@ -519,7 +533,7 @@ def session(tuner: Any) -> Iterator[None]:
             if error.state != CHIEF_DONE:
                 raise
             # Stalled past the end of the search (any trial it held was re-run by another
-            # worker) or started after it: its search ends as when the chief says "stop".
+            # worker): its search ends as when the chief says "stop".
             print(f"ktplus: worker {tuner_id}: the chief has ended the search; this worker stops",
                   file=sys.stderr, flush=True)
         finally:
