@@ -68,7 +68,7 @@ def hypermodel(prep: str | None, custom_fit: bool) -> ktplus.DenseHyperModel:
         knobs["normalization"] = "standardize"
     elif prep == "class_weight":
         knobs["class_weight"] = "balanced"
-    return cls(input_shape=(4,), num_classes=3, layers=1, units=[4, 8], dropout=0.0,
+    return cls(input_shape=(4,), num_classes=3, layers=1, units=[4, 8], dropout=0.25,
                learning_rate=[0.01, 0.05], **knobs)
 
 
