@@ -88,7 +88,8 @@ def tuner(name: str, hm: Any, objective: Any, directory: Any, seed: int, *, modu
     if name == "random":
         return module.RandomSearch(hm, max_trials=trials, seed=seed, **common)
     if name == "bayesian":
-        return module.BayesianOptimization(hm, max_trials=3, num_initial_points=2, seed=seed, **common)
+        return module.BayesianOptimization(hm, max_trials=trials, num_initial_points=trials - 1, seed=seed,
+                                           **common)
     if name == "hyperband":
         return module.Hyperband(hm, max_epochs=max_epochs, factor=max_epochs, hyperband_iterations=1,
                                 seed=seed, **common)
