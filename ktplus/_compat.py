@@ -519,3 +519,27 @@ def random_state_kept() -> Iterator[None]:
             tf_rng[0].setstate(tf_rng[1])
         if torch_state is not None:
             sys.modules["torch"].set_rng_state(torch_state)
+
+
+# -- what keras-tuner's run_trial and _build_and_fit_model do around a fit ------
+
+
+def trial_callbacks(tuner: Any, trial: Any, given: list[Any]) -> list[Any]:
+    """The callbacks keras-tuner's ``Tuner.run_trial`` gives the one
+    execution of ``trial``: deep copies of ``given`` (TensorBoard ones
+    pointed at the trial's folder), its ``TunerCallback`` and the
+    best-epoch checkpoint."""
+    checkpoint = SaveBestEpoch(objective=tuner.oracle.objective,
+                               filepath=tuner._get_checkpoint_fname(trial.trial_id))
+    callbacks = tuner._deepcopy_callbacks(given)
+    tuner._configure_tensorboard_dir(callbacks, trial, 0)
+    return [*callbacks, tuner_utils.TunerCallback(tuner, trial), checkpoint]
+
+
+def save_build_config(tuner: Any, trial: Any, model: Any) -> None:
+    """What keras-tuner's ``_build_and_fit_model`` saves after a fit for
+    ``load_model`` (a multi-backend Keras's build config)."""
+    from keras_tuner.src.backend import config as kt_backend_config
+
+    if kt_backend_config.multi_backend():
+        _kt_utils.save_json(tuner._get_build_config_fname(trial.trial_id), model.get_build_config())

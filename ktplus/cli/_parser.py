@@ -61,6 +61,8 @@ _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _folds = _number(int, lambda v: v >= 2, "a number of folds >= 2")
+#: --pack: how many trials to train fused, or auto.
+_pack = _number(int, lambda v: v >= 1, "auto or a number of trials >= 1 (1: off)", {"auto": "auto"})
 #: --early-stopping: a patience, or on/off words (on: patience 5).
 _patience = _number(int, lambda v: v >= 0, "a patience in epochs (>= 0) or on/off",
                     {"true": DEFAULT_PATIENCE, "on": DEFAULT_PATIENCE, "yes": DEFAULT_PATIENCE,
@@ -164,6 +166,9 @@ def _add_search(sub: Any) -> None:
     s.add_argument("--validation-split", type=_fraction, default=None,
                    help="fraction of the non-test data held out for validation (default: 0.2; not with --cv; "
                         "a resume must repeat it)")
+    s.add_argument("--pack", type=_pack, default="auto", metavar="K",
+                   help="ask for up to K trials at once and train those whose models share a structure as one "
+                        "fused model, each trial recorded as if trained alone; auto (default) or 1 (off)")
     s.add_argument("--cv", type=_folds, default=None, metavar="K",
                    help="cross-validate every trial on K folds of the non-test data instead of one validation "
                         "split (stratified for classification); the score is the mean over the folds")

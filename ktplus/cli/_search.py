@@ -134,6 +134,7 @@ def _tuner_options(args: argparse.Namespace) -> dict[str, Any]:
         early_stopping=args.early_stopping or None,
         pruning=None if args.pruning == "none" else args.pruning,
         cv=args.cv,
+        pack=getattr(args, "pack", "auto"),
     ).as_kwargs()
 
 

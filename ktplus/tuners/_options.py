@@ -7,6 +7,7 @@ from its flags, so both accept and refuse exactly the same values.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from ktplus.training._callbacks import parse_early_stopping
 from ktplus.training._pruning import Pruner, parse_pruning
 
 #: The parts of the fast path, each its own switch.
-FAST_PARTS = ("data", "steps_per_execution", "checkpoint", "gc_freeze", "release_gradients")
+FAST_PARTS = ("data", "steps_per_execution", "checkpoint", "gc_freeze", "release_gradients", "pack")
 #: Names that switch on several parts at once.
 FAST_ALIASES = {"trial_overhead": ("checkpoint", "gc_freeze")}
 
@@ -73,6 +74,17 @@ def _parse_worker_timeout(value: Any) -> float:
     return float(value)
 
 
+def parse_pack(value: Any) -> int | str:
+    """``pack=``: an int K >= 1 (1: off) or "auto"."""
+    if value == "auto" and isinstance(value, str):
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise invalid("pack", value,
+                      "'auto' or an integer K >= 1: how many trials to ask for at once and train as "
+                      "fused models where their models share a structure (1: off)")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TunerOptions:
     """ktplus's options of one tuner, validated.
@@ -93,6 +105,8 @@ class TunerOptions:
         cv: None, the number of folds, or a scikit-learn splitter.
         keep_checkpoints: None (keep all) or how many of the best trials'
             checkpoints to keep on disk.
+        pack: "auto" or K: how many trials to ask for at once and train as
+            fused models (1: off).
 
     Example:
 
@@ -109,11 +123,13 @@ class TunerOptions:
     worker_timeout: float = 60.0
     cv: Any = None
     keep_checkpoints: int | None = None
+    pack: int | str = "auto"
 
     @classmethod
     def parse(cls, *, lr_decay: Any = None, lr_warmup: Any = 0, early_stopping: Any = None,
               pruning: Any = None, fast_path: Any = True, tensorboard: Any = True,
-              worker_timeout: Any = 60.0, cv: Any = None, keep_checkpoints: Any = None) -> TunerOptions:
+              worker_timeout: Any = 60.0, cv: Any = None, keep_checkpoints: Any = None,
+              pack: Any = "auto") -> TunerOptions:
         """Validates the tuners' keyword arguments (see `ktplus.Tuner`).
 
         Raises:
@@ -128,6 +144,7 @@ class TunerOptions:
             worker_timeout=_parse_worker_timeout(worker_timeout),
             cv=parse_cv(cv),
             keep_checkpoints=_parse_keep_checkpoints(keep_checkpoints),
+            pack=parse_pack(pack),
         )
 
     def as_kwargs(self) -> dict[str, Any]:
@@ -135,7 +152,7 @@ class TunerOptions:
         return {"lr_decay": self.lr_decay, "early_stopping": self.early_stopping,
                 "pruning": self.pruner, "fast_path": sorted(self.fast_path),
                 "tensorboard": self.tensorboard, "worker_timeout": self.worker_timeout,
-                "cv": self.cv, "keep_checkpoints": self.keep_checkpoints}
+                "cv": self.cv, "keep_checkpoints": self.keep_checkpoints, "pack": self.pack}
 
     def check_objective(self, objective: Any, given: Any) -> None:
         """Refuses options that watch one per-epoch metric with an objective

@@ -40,6 +40,7 @@ from ktplus.tuners._fast_path import FastPath, has_known_fit
 from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
 from ktplus.tuners._oracles import adopt_oracle, retry_unrecorded
+from ktplus.tuners._pack import data_allows, pack_size, packed_search
 from ktplus.tuners._recorder import TrialRecorder
 from ktplus.tuners._validate import validate_search_inputs
 
@@ -87,7 +88,22 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             k: keep only the k best trials' checkpoints on disk, deleting
             the others as they fall out of the top k (`get_best_models(n)`
             then needs n <= k; Hyperband also keeps the parents of kept
-            trials and trials a later round may still continue)."""
+            trials and trials a later round may still continue).
+        pack: "auto" (default), or K: the fast path's "pack" part asks
+            the oracle for up to K trials at once (as K workers would) and
+            trains those whose models share a structure (ktplus's
+            hypermodels: the same layers, widths up to masking) as one
+            fused model with a member dimension, each member with its own
+            learning rate and schedule, optimizer state, regularization,
+            dropout, class weights, early stopping, pruning and NaN guard;
+            every record of a trial is what it would be unfused. 1 is off.
+            "auto" asks for 16 trials at once (4 for Bayesian optimization
+            and `OptunaSearch`, which learn from finished trials). Steps
+            aside for a custom `run_trial` or `HyperModel.fit`, a
+            hypermodel not ktplus's, `executions_per_trial` > 1, `cv`, a
+            distributed search, data the "data" part does not convert,
+            `search()` callbacks with batch hooks or a Keras `TensorBoard`,
+            and backends other than TensorFlow."""
 
 
 def tuner_docstring(name: str, budget: str) -> str:
@@ -190,13 +206,14 @@ class Tuner(TunerHooks):
         worker_timeout: float = 60.0,
         cv: Any = None,
         keep_checkpoints: int | None = None,
+        pack: Any = "auto",
         **kwargs: Any,
     ) -> None:
         # Everything is validated before keras-tuner touches the directory.
         options = TunerOptions.parse(lr_decay=lr_decay, lr_warmup=lr_warmup, early_stopping=early_stopping,
                                      pruning=pruning, fast_path=fast_path, tensorboard=tensorboard,
                                      worker_timeout=worker_timeout, cv=cv,
-                                     keep_checkpoints=keep_checkpoints)
+                                     keep_checkpoints=keep_checkpoints, pack=pack)
         if _given_hypermodel(args, kwargs) is None and type(self).run_trial is Tuner.run_trial:
             # keras-tuner's own check, which ktplus's run_trial would otherwise pass.
             raise ValueError("Received `hypermodel=None`. We only allow not specifying `hypermodel` if the "
@@ -245,6 +262,10 @@ class Tuner(TunerHooks):
                     if self.tensorboard_dir else None)
         self._fast = FastPath(options.fast_path)
         self._recorders: dict[str, TrialRecorder] = {}
+        self._packed: dict[str, Any] = {}  # results of trials trained fused, until run_trial hands them on
+        self._building: str | None = None  # the trial whose model is being built, when several are open
+        #: The trials this tuner trained fused (``pack``), with the number of members of their model.
+        self.packed_trials: dict[str, int] = {}
         self._cv: CrossValidation | None = None
         write_meta(self.project_dir, self.oracle.objective, type(self).__name__)
         # enqueue_trial: the queue lives with the oracle (a distributed worker's
@@ -417,7 +438,11 @@ class Tuner(TunerHooks):
             stack.enter_context(self._fast.search())
             stack.enter_context(_distributed.session(self))
             try:
-                super().search(*fit_args, **fit_kwargs)
+                k = pack_size(self) if data_allows(fit_args, fit_kwargs) else 1
+                if k > 1:
+                    packed_search(self, k, fit_args, fit_kwargs)
+                else:
+                    super().search(*fit_args, **fit_kwargs)
             except RuntimeError as e:
                 if not is_consecutive_failure_error(e):
                     raise
@@ -497,8 +522,19 @@ class Tuner(TunerHooks):
         self._recorders.pop(trial.trial_id, None)
         self._recorder(trial)
 
+    @property
+    def pack(self) -> int | str:
+        """The ``pack`` option: "auto" or how many trials to train fused."""
+        return self.options.pack
+
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = self._recorder(trial)
+        if trial.trial_id in self._packed:  # trained fused with others (`ktplus.tuners._pack`)
+            results = self._packed.pop(trial.trial_id)
+            if isinstance(results, BaseException):
+                recorder.fail(results)
+                raise results
+            return recorder.finish(results)
         with self._fast.trial():
             try:
                 if self._cv is None:
@@ -559,28 +595,41 @@ class Tuner(TunerHooks):
     def _fit_execution(self, trial: Any, fit: Any, args: tuple, kwargs: dict) -> Any:
         kwargs = dict(kwargs)
         fold = kwargs.pop(self._FOLD_KWARG, None)  # the cross-validation fold (None without cv)
-        recorder = self._recorder(trial)
         hp = trial.hyperparameters
         given = list(kwargs.get("callbacks", []))
         user_callbacks = [c for c in given if not isinstance(c, KERAS_TUNER_CALLBACKS)]
+        callbacks = self._member_callbacks(trial, given, fold)
+        with training_data(self.hypermodel, args, kwargs), \
+                (contextlib.nullcontext() if fold is None else self._fast.fold(fold)), \
+                self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
+            fit_kwargs = {**fit_kwargs, "callbacks": callbacks}
+            result = fit(*fit_args, **fit_kwargs)
+        self._flush_checkpoints(trial, callbacks)
+        return result
+
+    def _member_callbacks(self, trial: Any, given: list[Any], fold: int | None = None) -> list[Any]:
+        """Every callback of one execution of ``trial``: ktplus's, then
+        ``given`` (keras-tuner's and the user's, its best-epoch checkpoint
+        written atomically). The one place a fit's callbacks are made, for
+        a trial trained alone or fused (`ktplus.tuners._pack`)."""
+        recorder = self._recorder(trial)
         # The schedule spans Hyperband's whole budget (a round trains up to its own end epoch);
         # otherwise the epochs each fit trains, read from Keras (a HyperModel.fit may set its own).
-        ours = recorder.execution_callbacks(hp, self._hyperband_budget(), fold)
+        ours = recorder.execution_callbacks(trial.hyperparameters, self._hyperband_budget(), fold)
         for c in given:  # with cv: the checkpoint is the best epoch over all folds
             if isinstance(c, SaveBestEpoch) and recorder.checkpoint_best is not None:
                 c.best_value = recorder.checkpoint_best
         theirs = [AtomicSaveBestEpoch(c, defer=self._fast.defer_checkpoint, may_write=recorder.owns)
                   if isinstance(c, SaveBestEpoch) else c for c in given]
-        with training_data(self.hypermodel, args, kwargs), \
-                (contextlib.nullcontext() if fold is None else self._fast.fold(fold)), \
-                self._fast.fit(self.hypermodel, hp, args, kwargs, user_callbacks) as (fit_args, fit_kwargs):
-            fit_kwargs = {**fit_kwargs, "callbacks": [*ours, *theirs]}
-            result = fit(*fit_args, **fit_kwargs)
-        for callback in theirs:
+        return [*ours, *theirs]
+
+    def _flush_checkpoints(self, trial: Any, callbacks: list[Any]) -> None:
+        """Writes a deferred best-epoch checkpoint once its fit has ended."""
+        recorder = self._recorder(trial)
+        for callback in callbacks:
             if isinstance(callback, AtomicSaveBestEpoch):
                 callback.flush()
                 recorder.checkpoint_best = callback.best_value
-        return result
 
     def _trial_values(self, trial: Any) -> dict[str, float]:
         """The trial's parameter count and wall seconds so far (the built-in
@@ -588,6 +637,11 @@ class Tuner(TunerHooks):
         return self._recorder(trial).trial_values()
 
     def _after_build(self, model: Any) -> Any:
+        if self._building is not None:  # one of the trials of a pack
+            recorder = self._recorders.get(self._building)
+            if recorder is not None:
+                recorder.built(model)
+            return self._fast.after_build(model)
         for recorder in self._recorders.values():  # the trial being built (one at a time per process)
             if not recorder.finished:
                 recorder.built(model)  # num_params, even when HyperModel.fit trains nothing

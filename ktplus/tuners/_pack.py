@@ -1,0 +1,336 @@
+"""The fast path's "pack" part: trials whose models share a structure,
+trained together as one fused model (`ktplus.training._fused`).
+
+The tuner asks its oracle for up to K trials at once, as K workers would
+(each under a tuner id of its own: keras-tuner's oracles keep one ongoing
+trial per id, Optuna's samplers take parallel asks), builds each trial's
+model as usual, groups those whose models fuse, and trains every group of
+two or more as one model. Each member keeps its own callbacks, exactly the
+ones its unfused trial gets (ktplus's schedule, early stopping, pruning,
+TensorBoard and NaN guard; keras-tuner's checkpoint; copies of
+``search()``'s callbacks), called at every epoch with its own logs and an
+ordinary model of its configuration holding its current weights; its
+results then take keras-tuner's usual path (``run_trial`` returns them),
+so every record is the unfused trial's. A trial that does not fuse with
+another runs alone, as without pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import keras_tuner
+
+from ktplus._compat import TrialStatus, local_oracle, save_build_config, trial_callbacks
+from ktplus.hypermodels._base import BaseHyperModel
+from ktplus.hypermodels._metrics import make_metric
+from ktplus.training._data import KERAS_DEFAULT_BATCH_SIZE, DataCache, uses_batch_hooks
+from ktplus.training._fused import FusedModel, MemberPlan, member_logs, member_name, member_plan
+from ktplus.tuners._fast_path import has_known_fit, tuned_batch_size
+
+#: ``pack="auto"``: how many trials one ask takes. Oracles that do not learn
+#: from finished trials lose nothing by proposing many at once; those that
+#: learn (Bayesian optimization, Optuna's samplers) propose fewer, as a few
+#: workers would.
+AUTO_PACK = 16
+AUTO_PACK_ADAPTIVE = 4
+
+
+def _adaptive(oracle: Any) -> bool:
+    from ktplus.oracles._optuna_oracle import OptunaOracle
+
+    return isinstance(oracle, (keras_tuner.oracles.BayesianOptimizationOracle, OptunaOracle))
+
+
+def pack_size(tuner: Any) -> int:
+    """The number of trials ``tuner`` asks for at once (1: pack steps
+    aside: off, not ktplus's hypermodel, a custom ``run_trial`` or
+    ``HyperModel.fit``, several executions per trial, cross-validation, a
+    distributed search, or a backend other than TensorFlow)."""
+    from ktplus.tuners import _distributed
+    from ktplus.tuners._tuner import Tuner
+
+    value = tuner.options.pack
+    if "pack" not in tuner.fast_path or "data" not in tuner.fast_path or value == 1:
+        return 1
+    hm = tuner.hypermodel
+    if (type(tuner).run_trial is not Tuner.run_trial or not isinstance(hm, BaseHyperModel)
+            or not has_known_fit(hm) or getattr(tuner, "executions_per_trial", 1) != 1
+            or tuner.options.cv is not None or _distributed.is_worker() or _distributed.is_chief()
+            or keras.backend.backend() != "tensorflow"):
+        return 1
+    if value == "auto":
+        return AUTO_PACK_ADAPTIVE if _adaptive(local_oracle(tuner.oracle)) else AUTO_PACK
+    return int(value)
+
+
+def _callbacks_allow(callbacks: list[Any]) -> bool:
+    """Whether ``search()``'s callbacks can be given to each member: epoch
+    hooks only (a batch hook needs the steps of one model), and no Keras
+    ``TensorBoard`` (it writes the graph and steps of the model it trains)."""
+    return not any(uses_batch_hooks(c) or isinstance(c, keras.callbacks.TensorBoard) for c in callbacks)
+
+
+def data_allows(fit_args: tuple, fit_kwargs: dict) -> bool:
+    """Whether ``search()``'s data can be trained on by a fused model: what
+    the fast path's data part converts (numpy arrays), without sample
+    weights (each member's come from its class weights)."""
+    if fit_kwargs.get("sample_weight") is not None:
+        return False
+    val = fit_kwargs.get("validation_data")
+    if val is not None and (not isinstance(val, (tuple, list)) or len(val) != 2):
+        return False
+    if fit_kwargs.get("validation_freq", 1) != 1:
+        return False
+    return DataCache.applicable(fit_args, fit_kwargs) and _callbacks_allow(list(fit_kwargs.get("callbacks", [])))
+
+
+def slot_id(tuner_id: str, slot: int) -> str:
+    """The tuner id the ``slot``-th trial of a pack is asked under."""
+    return tuner_id if slot == 0 else f"{tuner_id}-pack{slot}"
+
+
+def create_trials(tuner: Any, k: int) -> tuple[list[Any], bool]:
+    """Up to ``k`` new trials from the oracle (each slot asks as a worker
+    would); ``True`` when the oracle said the search is over."""
+    trials: list[Any] = []
+    while len(trials) < k:
+        tuner.pre_create_trial()
+        trial = tuner.oracle.create_trial(slot_id(tuner.tuner_id, len(trials)))
+        if trial.status == TrialStatus.STOPPED:
+            return trials, True
+        if trial.status == TrialStatus.IDLE:
+            if trials:  # e.g. Hyperband waiting for a round: run what we have
+                return trials, False
+            continue
+        trials.append(trial)
+    return trials, False
+
+
+@dataclass
+class _Member:
+    trial: Any
+    model: keras.Model
+    plan: MemberPlan
+    key: tuple
+    callbacks: Any = None
+    fit_callbacks: list = field(default_factory=list)
+    history: Any = None
+    error: BaseException | None = None
+    active: bool = True
+    last_logs: dict = field(default_factory=dict)
+
+
+def _learning_rate(model: keras.Model) -> float:
+    from ktplus.training._schedules import _get_lr
+
+    return _get_lr(model.optimizer)
+
+
+class _Dispatch(keras.callbacks.Callback):
+    """The fused model's one callback: each epoch event goes to every
+    active member's callbacks, with its own logs and model."""
+
+    def __init__(self, fused: FusedModel, members: list[_Member]) -> None:
+        super().__init__()
+        self.fused = fused
+        self.members = members
+
+    def _each(self, event: str, *args: Any) -> None:
+        for m in self.members:
+            if not m.active:
+                continue
+            try:
+                getattr(m.callbacks, event)(*args)
+            except Exception as error:  # the member's trial fails as its unfused fit would
+                m.error = error
+                m.active = False
+
+    def _sync(self) -> None:
+        self.fused.set_learning_rates([_learning_rate(m.model) if m.active else 0.0 for m in self.members])
+        self.fused.set_active([m.active for m in self.members])
+        if not any(m.active for m in self.members):
+            self.model.stop_training = True
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._each("on_train_begin")
+        self._sync()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._each("on_epoch_begin", epoch)
+        self._sync()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        active = [i for i, m in enumerate(self.members) if m.active]
+        self.fused.store(active)
+        for i in active:
+            m = self.members[i]
+            m.last_logs = member_logs(logs, i)
+            try:
+                m.callbacks.on_epoch_end(epoch, dict(m.last_logs))
+            except Exception as error:
+                m.error = error
+                m.active = False
+                continue
+            if m.model.stop_training:  # its early stopping or pruning: it ends now
+                m.active = False
+                try:
+                    m.callbacks.on_train_end(dict(m.last_logs))
+                except Exception as error:
+                    m.error = error
+        self._sync()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for m in self.members:
+            if m.active:
+                m.active = False
+                try:
+                    m.callbacks.on_train_end(dict(m.last_logs))
+                except Exception as error:
+                    m.error = error
+
+
+def _hyperband_fit(hp: Any, kwargs: dict) -> dict:
+    """``kwargs`` with Hyperband's epochs for this trial (as keras-tuner's
+    ``Hyperband.run_trial`` sets them)."""
+    if "tuner/epochs" in hp.values:
+        kwargs = {**kwargs, "epochs": hp.values["tuner/epochs"],
+                  "initial_epoch": hp.values["tuner/initial_epoch"]}
+    return kwargs
+
+
+@contextmanager
+def _building(tuner: Any, trial: Any) -> Iterator[None]:
+    tuner._building = trial.trial_id
+    try:
+        yield
+    finally:
+        tuner._building = None
+
+
+def run_pack(tuner: Any, trials: list[Any], fit_args: tuple, fit_kwargs: dict) -> dict[str, Any]:
+    """Trains the fusable groups among ``trials``; returns each trained
+    trial's results (a list of one History) or the error it raised, by
+    trial id. Trials not returned run as usual."""
+    hm = tuner.hypermodel
+    members: list[_Member] = []
+    for trial in trials:
+        hp = trial.hyperparameters
+        try:
+            with _building(tuner, trial):
+                model = tuner._try_build(hp)
+        except Exception:  # the trial runs alone, and fails there as usual
+            continue
+        plan = member_plan(model)
+        if plan is None:
+            continue
+        kwargs = _hyperband_fit(hp, fit_kwargs)
+        key = (plan.key, tuned_batch_size(hm, hp, kwargs), kwargs.get("epochs"), kwargs.get("initial_epoch", 0))
+        members.append(_Member(trial, model, plan, key))
+    groups: dict[tuple, list[_Member]] = {}
+    for m in members:
+        groups.setdefault(m.key, []).append(m)
+    results: dict[str, Any] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        with tuner._fast.trial():
+            _train(tuner, group, fit_args, _hyperband_fit(group[0].trial.hyperparameters, fit_kwargs))
+        for m in group:
+            results[m.trial.trial_id] = m.error if m.error is not None else [m.history]
+            tuner.packed_trials[m.trial.trial_id] = len(group)
+    return results
+
+
+def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) -> None:
+    from ktplus.tuners._data_prep import training_data
+
+    hm = tuner.hypermodel
+    kwargs = dict(fit_kwargs)
+    given = list(kwargs.pop("callbacks", []))
+    hp0 = group[0].trial.hyperparameters
+    classification = hm.task == "classification"
+    with training_data(hm, fit_args, kwargs), \
+            tuner._fast.fit(hm, hp0, fit_args, kwargs, given) as (args, fkw):
+        steps_per_execution = tuner._fast._steps_per_execution
+        epochs = int(fkw.get("epochs", 1))
+        steps = tuner._fast._data.steps_per_epoch(tuned_batch_size(hm, hp0, kwargs) or KERAS_DEFAULT_BATCH_SIZE)
+        class_weights = []
+        for m in group:
+            hp = m.trial.hyperparameters
+            member_kwargs = dict(fkw)
+            if hm.needs_statistics:
+                hm._prepare_fit(hp, m.model, args, member_kwargs)
+            class_weights.append(_class_weight_vector(member_kwargs.get("class_weight"), hm.num_classes))
+            callbacks = m.fit_callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
+            m.history = keras.callbacks.History()
+            m.model.stop_training = False
+            if steps_per_execution > 1:  # as the fast path sets it on a trial's own model for its fit
+                m.model.steps_per_execution = steps_per_execution
+            m.callbacks = keras.callbacks.CallbackList(
+                [*callbacks, m.history], add_history=False, add_progbar=False, model=m.model,
+                verbose=0, epochs=epochs, steps=steps)
+        metrics = [[make_metric(spec, classification) for spec in hm.metrics] for _ in group]
+        loss = hm.loss if hm.loss is not None else hm._default_loss()
+        fused = FusedModel([m.plan for m in group], [m.model for m in group], loss, metrics,
+                           class_weights, steps_per_execution)
+        names = [member_name(i) for i in range(len(group))]
+        train = args[0].map(lambda *e: (e[0], {n: e[1] for n in names}))
+        fkw = {k: v for k, v in fkw.items() if k not in ("class_weight", "callbacks")}
+        val = fkw.pop("validation_data", None)
+        if val is not None:
+            fkw["validation_data"] = val.map(lambda *e: (e[0], {n: e[1] for n in names}))
+        fkw["verbose"] = 0
+        try:
+            fused.model.fit(train, callbacks=[_Dispatch(fused, group)], **fkw)
+        except Exception as error:  # the fused fit itself failed: every member with it
+            for m in group:
+                if m.error is None:
+                    m.error = error
+    for m in group:
+        if m.error is None:
+            tuner._flush_checkpoints(m.trial, m.fit_callbacks)
+            save_build_config(tuner, m.trial, m.model)
+
+
+def _class_weight_vector(class_weight: Any, num_classes: int | None) -> Any:
+    """A ``class_weight`` dict as a vector indexed by class (a class the
+    dict does not name weighs 1, as in Keras' ``class_weight``)."""
+    if class_weight is None:
+        return None
+    import numpy as np
+
+    size = max(int(num_classes or 0), max(int(c) for c in class_weight) + 1)
+    vector = np.ones(size, dtype="float32")
+    for c, w in class_weight.items():
+        vector[int(c)] = float(w)
+    return vector
+
+
+def packed_search(tuner: Any, k: int, fit_args: tuple, fit_kwargs: dict) -> None:
+    """keras-tuner's ``BaseTuner.search`` loop (outside a distributed
+    search), asking for up to ``k`` trials at a time and training the
+    fusable ones together; each trial then takes keras-tuner's usual path
+    (``_try_run_and_update_trial``, ``on_trial_end``) in the order asked."""
+    if "verbose" in fit_kwargs:
+        tuner.oracle.verbose = fit_kwargs.get("verbose")
+    tuner.on_search_begin()
+    while True:
+        trials, stopped = create_trials(tuner, k)
+        for trial in trials:
+            tuner.on_trial_begin(trial)
+        if len(trials) > 1:
+            tuner._packed.update(run_pack(tuner, trials, fit_args, fit_kwargs))
+        try:
+            for trial in trials:
+                tuner._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+                tuner.on_trial_end(trial)
+        finally:
+            tuner._packed.clear()
+        if stopped:
+            break
+    tuner.on_search_end()
