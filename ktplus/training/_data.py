@@ -14,6 +14,19 @@ never a cache or a shuffle buffer of the data itself (the former
 ``from_tensor_slices(...).cache()`` plus ``shuffle(n)`` peaked at two extra
 copies and held up to three). Pipelines per ``(batch_size, shuffle)`` are
 then cheap to build. benchmarks/bench_data_memory.py measures all this.
+
+Time: Keras creates a new iterator of each dataset at every epoch's start
+and another at its end, and every ``tf.data`` function (``map``,
+``flat_map``) is instantiated again in each iterator (milliseconds each,
+measured 4-9 ms in a search: tens of milliseconds per epoch, the
+per-trial regression of ktplus issue 22). So validation data and
+unshuffled training data are batched straight from the tensors
+(``from_tensor_slices(...).batch(...)``: no function, no copy), and a
+shuffled training pipeline is *endless* where it can be: one permutation
+per epoch, drawn from a seed stream, batches gathered by index, and
+``fit`` told ``steps_per_epoch`` so Keras keeps one iterator for the whole
+fit (its epochs are still exactly one permutation each: used only when
+``steps_per_execution`` divides the steps of an epoch).
 """
 
 from __future__ import annotations
@@ -91,10 +104,24 @@ def _steps(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-def _batched_indices(n: int, batch_size: int, shuffle: bool) -> Any:
+def _batched_slices(tensors: tuple, batch_size: int) -> Any:
+    """Batches of ``tensors`` in order (the last one partial), prefetched:
+    no ``tf.data`` function to instantiate at each iteration, and no copy
+    of the tensors (the dataset holds them)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False  # as in _gathered
+    return (tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def _batched_indices(n: int, batch_size: int, shuffle: bool, endless: bool = False) -> Any:
     """A dataset of int64 index vectors covering ``range(n)`` once per
     iteration, in batches of ``batch_size`` (the last one partial, as Keras
-    keeps it), in a new random order at every iteration when ``shuffle``."""
+    keeps it), in a new random order at every iteration when ``shuffle``.
+    ``endless`` (with ``shuffle``): one iteration that never ends, each
+    ``ceil(n / batch_size)`` batches a new permutation (an epoch)."""
     import tensorflow as tf
 
     full = n // batch_size
@@ -117,13 +144,13 @@ def _batched_indices(n: int, batch_size: int, shuffle: bool) -> Any:
         return tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
 
-    seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).take(1)
-    return seeds.map(permutation).flat_map(split)
+    seeds = tf.data.Dataset.random(rerandomize_each_iteration=True)
+    return (seeds if endless else seeds.take(1)).map(permutation).flat_map(split)
 
 
-def _gathered(indices: Any, tensors: tuple, steps: int) -> Any:
+def _gathered(indices: Any, tensors: tuple, steps: int | None) -> Any:
     """Batches of ``tensors`` (a tuple, as ``fit`` unpacks it) at the index
-    vectors of ``indices`` (``steps`` of them), prefetched."""
+    vectors of ``indices`` (``steps`` of them; None: endless), prefetched."""
     import tensorflow as tf
 
     @tf.autograph.experimental.do_not_convert  # plain tensor code: no source parsing
@@ -135,6 +162,8 @@ def _gathered(indices: Any, tensors: tuple, steps: int) -> Any:
     # serialize the pipeline graph, the data's tensor included, for nothing.
     options.experimental_optimization.apply_default_optimizations = False
     batches = indices.map(gather).prefetch(tf.data.AUTOTUNE).with_options(options)
+    if steps is None:
+        return batches
     # flat_map hides the length: without it Keras learns the epoch's steps
     # only by running out of data (a warning, no progress-bar total).
     return batches.apply(tf.data.experimental.assert_cardinality(steps))
@@ -173,7 +202,7 @@ class DataCache:
         self._sources: tuple = ()  # the arrays converted, held for their identity
         self._train: tuple = ()  # (x, y[, sample_weight]) as tensors
         self._val: tuple | None = None  # validation_data as tensors
-        self._pipelines: dict[tuple[int, bool, int], tuple[Any, Any]] = {}
+        self._pipelines: dict[tuple[int, bool, int, bool], tuple[Any, Any]] = {}
         self.n_train = 0
         self.n_val = 0
 
@@ -207,7 +236,8 @@ class DataCache:
                 return False
         return True
 
-    def convert(self, args: tuple, kwargs: dict, batch_size: int | None) -> tuple[tuple, dict]:
+    def convert(self, args: tuple, kwargs: dict, batch_size: int | None,
+                steps_per_execution: int | None = None) -> tuple[tuple, dict]:
         """Returns ``(args, kwargs)`` for ``fit`` with the data as datasets.
 
         Args:
@@ -218,6 +248,12 @@ class DataCache:
                 consumed, the others returned unchanged.
             batch_size: The trial's batch size; else ``kwargs["batch_size"]``,
                 else Keras' default, 32.
+            steps_per_execution: The model's ``steps_per_execution`` for this
+                fit, when the caller knows it. If it divides the steps of an
+                epoch, shuffled training data is one endless pipeline (a new
+                permutation every epoch) and ``kwargs`` gets
+                ``steps_per_epoch``, so Keras creates its iterator once per
+                fit instead of twice per epoch. None: per-epoch pipelines.
         """
         kwargs = dict(kwargs)
         x = args[0] if args else kwargs.pop("x")
@@ -241,19 +277,30 @@ class DataCache:
             self._sources = sources
             self.n_train = len(x)
             self.n_val = len(val_arrays[0]) if val_arrays else 0
-        key = (bs, shuffle, val_bs)
+        steps = _steps(self.n_train, bs)
+        endless = bool(shuffle and steps_per_execution and steps % steps_per_execution == 0)
+        key = (bs, shuffle, val_bs, endless)
         if key not in self._pipelines:
-            train = _gathered(_batched_indices(self.n_train, bs, shuffle), self._train,
-                              _steps(self.n_train, bs))
-            valid = (None if self._val is None
-                     else _gathered(_batched_indices(self.n_val, val_bs, False), self._val,
-                                    _steps(self.n_val, val_bs)))
+            if shuffle:
+                train = _gathered(_batched_indices(self.n_train, bs, True, endless), self._train,
+                                  None if endless else steps)
+            else:
+                train = _batched_slices(self._train, bs)
+            valid = None if self._val is None else _batched_slices(self._val, val_bs)
             self._pipelines[key] = (train, valid)
         train, valid = self._pipelines[key]
         kwargs["shuffle"] = False  # the pipeline shuffles itself
+        if endless:
+            kwargs["steps_per_epoch"] = steps
         if valid is not None:
             kwargs["validation_data"] = valid
         return (train,), kwargs
+
+    @staticmethod
+    def train_length(args: tuple, kwargs: dict) -> int:
+        """The number of training samples of ``fit(*args, **kwargs)`` (for
+        data `applicable` says the cache converts)."""
+        return len(args[0] if args else kwargs["x"])
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """The number of batches in one epoch of the training data."""

@@ -9,7 +9,12 @@ to the user's code or stepping aside.
   has its own ``fit`` (that fit receives exactly what keras-tuner would
   give it), for other data types, for ``validation_split``/
   ``steps_per_epoch``, and without TensorFlow installed (on every backend
-  otherwise: Keras takes a ``tf.data`` dataset on each).
+  otherwise: Keras takes a ``tf.data`` dataset on each). When the trial's
+  ``steps_per_execution`` divides an epoch's steps, shuffled training data
+  is one endless pipeline (a new permutation each epoch) with
+  ``steps_per_epoch`` set, so Keras makes its iterator once per fit
+  (a model compiled with its own non-dividing value gets the largest
+  common divisor for the trial's fit).
 * "steps_per_execution": raised to the steps of an epoch (at most 64) for
   the trial's own fit, when the data part applied, the backend runs it
   (not PyTorch's, which refuses a value above 1) and no callback given to
@@ -32,6 +37,7 @@ to the user's code or stepping aside.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,6 +87,7 @@ class FastPath:
         self._data: DataCache | None = None
         self._caches: dict[Any, DataCache] = {}
         self._steps_per_execution = 1
+        self._endless_steps: int | None = None  # steps_per_epoch of an endless training pipeline
 
     @contextmanager
     def search(self) -> Iterator[None]:
@@ -139,20 +146,27 @@ class FastPath:
                 yield args, kwargs
                 return
             batch_size = tuned_batch_size(hypermodel, hp, kwargs) or KERAS_DEFAULT_BATCH_SIZE
-            args, kwargs = self._data.convert(args, kwargs, batch_size)
+            steps = max(1, -(-DataCache.train_length(args, kwargs) // batch_size))
             if ("steps_per_execution" in self.parts and backend_runs_steps_per_execution()
                     and not any(uses_batch_hooks(c) for c in user_callbacks)):
-                self._steps_per_execution = min(MAX_STEPS_PER_EXECUTION,
-                                                self._data.steps_per_epoch(batch_size))
+                self._steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps)
+            args, kwargs = self._data.convert(args, kwargs, batch_size, self._steps_per_execution)
+            self._endless_steps = kwargs.get("steps_per_epoch")
             yield args, kwargs
         finally:
             self._steps_per_execution = 1
+            self._endless_steps = None
 
     def after_build(self, model: Any) -> Any:
         """Raises a freshly built model's ``steps_per_execution`` during the
         trial's own fit only (never for models built to be handed back)."""
-        if self._steps_per_execution > 1 and getattr(model, "steps_per_execution", 1) == 1:
+        own = getattr(model, "steps_per_execution", 1)
+        if self._steps_per_execution > 1 and own == 1:
             model.steps_per_execution = self._steps_per_execution
+        elif self._endless_steps and own > 1 and self._endless_steps % own:
+            # A model compiled with its own steps_per_execution that does not divide the epoch's steps
+            # would run into the next epoch of the endless pipeline: the largest divisor of both.
+            model.steps_per_execution = math.gcd(int(own), int(self._endless_steps))
         return model
 
     @property

@@ -225,3 +225,22 @@ def test_converting_and_one_epoch_hold_at_most_one_extra_copy_of_the_data():
     # the former from_tensor_slices().cache() + shuffle(n) pipeline: 2.0,
     # tf.convert_to_tensor instead of the aligned copy: 2.0
     assert copies < 1.4, copies
+
+
+def test_an_endless_pipeline_is_a_new_permutation_every_epoch_when_the_executions_divide_an_epoch():
+    # Keras makes two iterators per epoch of a finite dataset (each instantiating the pipeline's
+    # functions again): with steps_per_epoch it keeps one for the whole fit (ktplus issue 22).
+    x, y, _ = make()
+    cache = DataCache()
+    (ds,), kwargs = cache.convert((x, y), {}, batch_size=32, steps_per_execution=3)
+    assert kwargs == {"shuffle": False, "steps_per_epoch": 3}
+    it = iter(ds)
+    epochs = [[tuple(np.asarray(t) for t in next(it)) for _ in range(3)] for _ in range(3)]
+    assert all([len(b[0]) for b in e] == [32, 32, 6] for e in epochs)
+    orders = [tuple(order(e)) for e in epochs]
+    assert all(sorted(o) == list(range(N)) for o in orders) and len(set(orders)) == 3
+    # two executions of 2 steps would run into the next epoch: a finite pipeline per epoch
+    (finite,), kwargs = cache.convert((x, y), {}, batch_size=32, steps_per_execution=2)
+    assert "steps_per_epoch" not in kwargs and len(epoch(finite)) == 3
+    (ordered,), kwargs = cache.convert((x, y), {"shuffle": False}, batch_size=32, steps_per_execution=3)
+    assert "steps_per_epoch" not in kwargs and list(order(epoch(ordered))) == list(range(N))
