@@ -30,8 +30,8 @@ narrow model's plus exact zeros, and its weights are the narrow model's,
 up to the order of floating-point summation.
 
 Each member's output is a model output of its own (``m<k>``) with its own
-loss (the member's loss plus its regularization penalty, with its class
-weights) and its own metric objects, so Keras logs ``m<k>_loss``,
+loss (the member's loss plus its regularization penalty; its class weights
+are sample weights of the training data) and its own metric objects, so Keras logs ``m<k>_loss``,
 ``val_m<k>_accuracy``, ...: `member_logs` gives a member the logs its
 unfused model would have.
 """
@@ -263,35 +263,57 @@ class MemberOutput(keras.layers.Layer):
         self.index = index
 
     def call(self, x: Any) -> Any:
-        return x[self.index]
+        out = x[self.index]
+        logits = getattr(x, "_keras_logits", None)
+        if logits is not None:
+            # Keras' cross-entropies read a softmax's or sigmoid's logits from its output (the stable
+            # form an unfused model's loss takes): the member's slice keeps its own.
+            try:
+                out._keras_logits = logits[self.index]
+            except AttributeError:
+                pass
+        return out
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape[1:])
 
 
-class _MemberLoss(keras.losses.Loss):
-    """A member's loss: its model's loss (with its class weights as sample
-    weights, as Keras applies ``class_weight``) plus its regularization
-    penalty, as its unfused model's total loss is."""
+class LossTracker(keras.metrics.Mean):
+    """A member's ``loss`` log: the mean of its loss over the batches,
+    weighted by their sizes, as Keras' own loss tracker averages a model's
+    loss (Keras' per-output loss logs weigh every batch alike). Its member's
+    loss records each value; Keras only resets and reads it."""
 
-    def __init__(self, base: Any, penalty: Any, class_weight: np.ndarray | None, name: str) -> None:
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def record(self, value: Any, batch_size: Any) -> None:
+        super().update_state(value, sample_weight=ops.cast(batch_size, self.dtype))
+
+
+#: The name a member's loss tracker logs under (`member_logs` renames it ``loss``).
+LOSS_TRACKER = "ktplus_member_loss"
+
+
+class _MemberLoss(keras.losses.Loss):
+    """A member's loss: its model's loss (its class weights arrive as
+    sample weights of the training data, as Keras applies ``class_weight``)
+    plus its regularization penalty, as its unfused model's total loss is."""
+
+    def __init__(self, base: Any, penalty: Any, tracker: LossTracker, name: str) -> None:
         super().__init__(name=name)
+        self.tracker = tracker
         base = keras.losses.get(base) if isinstance(base, str) else base
         # As Keras' compile does: a loss function is reduced over the batch by a wrapper.
         self.base = base if isinstance(base, keras.losses.Loss) else LossFunctionWrapper(base)
         self.penalty = penalty
-        self.class_weight = class_weight
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        if self.class_weight is not None and sample_weight is None:
-            labels = y_true
-            if len(labels.shape) > 1 and labels.shape[-1] is not None and labels.shape[-1] > 1:
-                labels = ops.argmax(labels, axis=-1)
-            labels = ops.reshape(ops.cast(ops.round(labels), "int32"), (-1,))
-            sample_weight = ops.take(ops.convert_to_tensor(self.class_weight), labels)
         value = self.base(y_true, y_pred, sample_weight)
         penalty = self.penalty()
-        return value if penalty is None else value + penalty
+        value = value if penalty is None else value + penalty
+        self.tracker.record(value, ops.shape(y_pred)[0])
+        return value
 
     def call(self, y_true: Any, y_pred: Any) -> Any:  # pragma: no cover - __call__ is used
         raise NotImplementedError
@@ -343,13 +365,11 @@ class FusedModel:
         models: The member models (their current weights are loaded).
         loss: The members' loss (a Keras loss or its name).
         metrics: One list of fresh metric objects per member.
-        class_weights: Per member, a class-weight vector (or None).
         steps_per_execution: For the fused model's compile.
     """
 
     def __init__(self, plans: list[MemberPlan], models: list[keras.Model], loss: Any,
-                 metrics: list[list[Any]], class_weights: list[np.ndarray | None],
-                 steps_per_execution: int = 1) -> None:
+                 metrics: list[list[Any]], steps_per_execution: int = 1) -> None:
         self.plans = plans
         self.k = k = len(plans)
         first = plans[0]
@@ -395,11 +415,12 @@ class FusedModel:
         self.model = keras.Model(inputs, outputs, name="ktplus_fused")
         self._regs = [[p.regularization[i] for i in range(n_dense)] for p in plans]
         self._in_masks = [self._in_mask(i, masks) for i in range(n_dense)]
-        losses = {member_name(m): _MemberLoss(loss, self._penalty(m), class_weights[m], name=f"{member_name(m)}_loss")
+        trackers = [LossTracker(name=LOSS_TRACKER) for _ in range(k)]
+        losses = {member_name(m): _MemberLoss(loss, self._penalty(m), trackers[m], name=f"{member_name(m)}_loss")
                   for m in range(k)}
         self.optimizer = fused_optimizer(models[0].optimizer, k)
         self.model.compile(optimizer=self.optimizer, loss=losses,
-                           metrics={member_name(m): metrics[m] for m in range(k)},
+                           metrics={member_name(m): [*metrics[m], trackers[m]] for m in range(k)},
                            steps_per_execution=steps_per_execution)
         self.optimizer.build(self.model.trainable_variables)
         for m, model in enumerate(models):
@@ -446,7 +467,8 @@ class FusedModel:
     def load(self, m: int, model: keras.Model) -> None:
         """Member ``m``'s slice of the fused weights := ``model``'s weights
         (the padded part 0)."""
-        for fused, layer in zip(self.dense_layers, self.plans[m].dense):
+        dense = [layer for layer in model.layers if type(layer) is keras.layers.Dense]
+        for fused, layer in zip(self.dense_layers, dense, strict=True):
             kernel = keras.ops.convert_to_numpy(fused.kernel).copy()
             w = keras.ops.convert_to_numpy(layer.kernel)
             kernel[m] = 0.0
@@ -490,4 +512,47 @@ def member_logs(logs: dict[str, Any] | None, m: int) -> dict[str, Any]:
             out[name[len(prefix):]] = value
         elif name.startswith("val_" + prefix):
             out["val_" + name[len("val_" + prefix):]] = value
+    for name in ("", "val_"):  # the loss as Keras' loss tracker averages it
+        if name + LOSS_TRACKER in out:
+            out[name + "loss"] = out.pop(name + LOSS_TRACKER)
     return out
+
+
+def class_weight_vector(class_weight: dict | None, num_classes: int | None) -> np.ndarray | None:
+    """A ``class_weight`` dict as a vector indexed by class (a class the
+    dict does not name weighs 1, as in Keras' ``class_weight``)."""
+    if class_weight is None:
+        return None
+    size = max(int(num_classes or 0), max(int(c) for c in class_weight) + 1)
+    vector = np.ones(size, dtype="float32")
+    for c, w in class_weight.items():
+        vector[int(c)] = float(w)
+    return vector
+
+
+def member_targets(members: int, class_weights: list[np.ndarray | None]) -> Any:
+    """A ``tf.data`` map from ``(x, y)`` batches to a fused model's:
+    ``y`` for every member and, when some member has class weights, each
+    member's sample weights (as Keras' ``class_weight`` makes them: the
+    weight of each sample's class, 1 for a member without)."""
+    import tensorflow as tf
+
+    names = range(members)
+    tables = [None if cw is None else tf.constant(cw) for cw in class_weights]
+
+    def classes(y: Any) -> Any:
+        if y.shape.rank is not None and y.shape.rank >= 2:
+            return tf.cond(tf.shape(y)[-1] != 1, lambda: tf.argmax(y, axis=-1),
+                           lambda: tf.cast(tf.squeeze(y, axis=-1), "int64"))
+        return tf.cast(tf.round(y), "int64")
+
+    def fn(*batch: Any) -> Any:
+        x, y = batch[0], batch[1]
+        ys = tuple(y for _ in names)  # in the order of the model's outputs
+        if all(t is None for t in tables):
+            return x, ys
+        c = classes(y)
+        ones = tf.ones(tf.shape(c), "float32")
+        return x, ys, tuple(ones if t is None else tf.gather(t, c) for t in tables)
+
+    return fn

@@ -29,7 +29,14 @@ from ktplus._compat import TrialStatus, local_oracle, save_build_config, trial_c
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._metrics import make_metric
 from ktplus.training._data import KERAS_DEFAULT_BATCH_SIZE, DataCache, uses_batch_hooks
-from ktplus.training._fused import FusedModel, MemberPlan, member_logs, member_name, member_plan
+from ktplus.training._fused import (
+    FusedModel,
+    MemberPlan,
+    class_weight_vector,
+    member_logs,
+    member_plan,
+    member_targets,
+)
 from ktplus.tuners._fast_path import has_known_fit, tuned_batch_size
 
 #: ``pack="auto"``: how many trials one ask takes. Oracles that do not learn
@@ -265,7 +272,7 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
             member_kwargs = dict(fkw)
             if hm.needs_statistics:
                 hm._prepare_fit(hp, m.model, args, member_kwargs)
-            class_weights.append(_class_weight_vector(member_kwargs.get("class_weight"), hm.num_classes))
+            class_weights.append(class_weight_vector(member_kwargs.get("class_weight"), hm.num_classes))
             callbacks = m.fit_callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
             m.history = keras.callbacks.History()
             m.model.stop_training = False
@@ -277,13 +284,12 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
         metrics = [[make_metric(spec, classification) for spec in hm.metrics] for _ in group]
         loss = hm.loss if hm.loss is not None else hm._default_loss()
         fused = FusedModel([m.plan for m in group], [m.model for m in group], loss, metrics,
-                           class_weights, steps_per_execution)
-        names = [member_name(i) for i in range(len(group))]
-        train = args[0].map(lambda *e: (e[0], {n: e[1] for n in names}))
+                           steps_per_execution)
+        train = args[0].map(member_targets(len(group), class_weights))
         fkw = {k: v for k, v in fkw.items() if k not in ("class_weight", "callbacks")}
         val = fkw.pop("validation_data", None)
-        if val is not None:
-            fkw["validation_data"] = val.map(lambda *e: (e[0], {n: e[1] for n in names}))
+        if val is not None:  # validation data has no class weights (Keras applies them to training only)
+            fkw["validation_data"] = val.map(member_targets(len(group), [None] * len(group)))
         fkw["verbose"] = 0
         try:
             fused.model.fit(train, callbacks=[_Dispatch(fused, group)], **fkw)
@@ -295,20 +301,6 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
         if m.error is None:
             tuner._flush_checkpoints(m.trial, m.fit_callbacks)
             save_build_config(tuner, m.trial, m.model)
-
-
-def _class_weight_vector(class_weight: Any, num_classes: int | None) -> Any:
-    """A ``class_weight`` dict as a vector indexed by class (a class the
-    dict does not name weighs 1, as in Keras' ``class_weight``)."""
-    if class_weight is None:
-        return None
-    import numpy as np
-
-    size = max(int(num_classes or 0), max(int(c) for c in class_weight) + 1)
-    vector = np.ones(size, dtype="float32")
-    for c, w in class_weight.items():
-        vector[int(c)] = float(w)
-    return vector
 
 
 def packed_search(tuner: Any, k: int, fit_args: tuple, fit_kwargs: dict) -> None:

@@ -1,0 +1,189 @@
+"""The fast path's "pack" part: trials trained as one fused model record
+exactly what they would trained alone; pack steps aside where it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+import ktplus
+from ktplus.tuners._pack import pack_size
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype("float32") * 3 + 1
+    y = np.digitize(x[:, 0] + x[:, 1], [2.0, 5.0]).astype("int64")  # three unbalanced classes
+    return (x[:90], y[:90]), (x[90:], y[90:])
+
+
+class SeededDense(ktplus.DenseHyperModel):
+    """Initial weights drawn from a seed of the trial's own values, so a
+    trial starts from the same weights fused or alone."""
+
+    def build(self, hp):
+        model = super().build(hp)
+        seed = int(round(hp.get("learning_rate") * 1e9)) % 2**32
+        rng = np.random.default_rng(seed)
+        for w in model.trainable_weights:
+            w.assign(rng.normal(0.0, 0.5, w.shape).astype("float32"))
+        return model
+
+
+def _space(**kwargs):
+    settings = dict(input_shape=(4,), num_classes=3, layers=2, units=[4, 8, 16], dropout=0.0,
+                    learning_rate=(1e-3, 3e-1), regularizer=["l2", None, "l1"], regularizer_strength=1e-3,
+                    optimizer=["adam", "rmsprop"], normalization="standardize", class_weight=[None, "balanced"])
+    settings.update(kwargs)
+    return SeededDense(**settings)
+
+
+def _search(tmp_path, data, pack, name, trials=8, **kwargs):
+    (x, y), val = data
+    tuner = ktplus.RandomSearch(_space(), objective="val_loss", max_trials=trials, seed=3, directory=tmp_path,
+                                project_name=name, early_stopping=1, pack=pack, **kwargs)
+    tuner.search(x, y, validation_data=val, epochs=12, shuffle=False, verbose=0)
+    return tuner
+
+
+def _final_weights(tuner, trial):
+    return tuner.load_model(trial).get_weights()
+
+
+def test_fused_members_train_as_each_trial_alone(tmp_path, data):
+    fused = _search(tmp_path, data, 8, "fused")
+    alone = _search(tmp_path, data, 1, "alone")
+    assert not alone.packed_trials
+    trials = {t.trial_id: t for t in fused.oracle.trials.values()}
+    assert set(trials) == set(alone.oracle.trials) and len(trials) == 8
+    # Members of one fused model: at least one group mixes widths (masked) and settings.
+    assert any(n >= 2 for n in fused.packed_trials.values())
+    widths = {(trials[t].hyperparameters.get("units_0"), trials[t].hyperparameters.get("units_1"))
+              for t in fused.packed_trials}
+    assert len(widths) >= 2
+    epochs = set()
+    for tid, t in trials.items():
+        a = alone.oracle.trials[tid]
+        assert t.hyperparameters.values == a.hyperparameters.values
+        assert t.status == a.status == "COMPLETED"
+        run = t.metrics.get_last_value("epochs_run")
+        assert run == a.metrics.get_last_value("epochs_run")
+        epochs.add(run)
+        assert t.score == pytest.approx(a.score, rel=1e-4, abs=1e-5), tid
+        assert t.best_step == a.best_step
+        for name in ("loss", "accuracy", "val_accuracy", "best_epoch"):
+            assert t.metrics.get_last_value(name) == pytest.approx(a.metrics.get_last_value(name),
+                                                                    rel=1e-4, abs=1e-5), (tid, name)
+        # Every epoch's objective, and the checkpoint (the best epoch's weights, a model of the trial's own
+        # configuration), as trained alone.
+        curve_f, curve_a = fused.curves.read(tid), alone.curves.read(tid)
+        assert list(curve_f) == list(curve_a)
+        np.testing.assert_allclose(list(curve_f.values()), list(curve_a.values()), rtol=1e-4, atol=1e-5)
+        for wf, wa in zip(_final_weights(fused, t), _final_weights(alone, a), strict=True):
+            np.testing.assert_allclose(wf, wa, rtol=1e-3, atol=1e-4)
+    assert len(epochs) >= 2  # members stopped at different epochs
+    assert set(fused.packed_trials) <= set(trials)
+
+
+def test_fused_trials_keep_every_record(tmp_path, data):
+    (x, y), val = data
+    tuner = ktplus.RandomSearch(_space(), objective="val_accuracy", max_trials=6, seed=1, directory=tmp_path,
+                                project_name="p", lr_decay="cosine", pruning="median", pack=6)
+    tuner.search(x, y, validation_data=val, epochs=3, verbose=0)
+    assert len(tuner.packed_trials) >= 2
+    frame = tuner.results()
+    assert len(frame) == 6 and set(frame["status"]) <= {"completed", "pruned"}
+    project = Path(tmp_path, "p")
+    for tid in tuner.packed_trials:
+        trial = tuner.oracle.get_trial(tid)
+        assert trial.metrics.exists("learning_rate") and trial.metrics.exists("epochs_run")
+        assert Path(project, f"trial_{tid}", "checkpoint.weights.h5").exists()
+        assert Path(project, "tensorboard", f"trial_{tid}").is_dir()
+        assert tuner.curves.read(tid)
+    best = tuner.get_best_models(1)[0]
+    assert best.output_shape == (None, 3)
+    assert tuner.evaluate(*val).shape[0] == 1
+
+
+def test_a_diverging_member_fails_alone(tmp_path, data):
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, dropout=0.0,
+                                optimizer="sgd", learning_rate=[1e-2, 1e12])
+    tuner = ktplus.GridSearch(hm, objective="val_accuracy", directory=tmp_path, project_name="p", pack=2)
+    tuner.search(x * 1e3, y, validation_data=val, epochs=3, verbose=0)
+    status = {t.hyperparameters.get("learning_rate"): t.status for t in tuner.oracle.trials.values()}
+    assert status == {1e-2: "COMPLETED", 1e12: "FAILED"}
+    assert len(tuner.packed_trials) == 2
+
+
+@pytest.mark.parametrize("cls", [ktplus.BayesianOptimization, ktplus.Hyperband, ktplus.OptunaSearch])
+def test_pack_under_each_algorithm(cls, tmp_path, data):
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=(1e-3, 1e-1))
+    budget = {"max_epochs": 3, "hyperband_iterations": 1} if cls is ktplus.Hyperband else {"max_trials": 4}
+    tuner = cls(hm, objective="val_accuracy", directory=tmp_path, project_name="p", seed=0, pack=4, **budget)
+    tuner.search(x, y, validation_data=val, epochs=3, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert trials and all(t.status == "COMPLETED" for t in trials)
+    assert tuner.packed_trials
+    assert tuner.get_best_models(1)[0].output_shape == (None, 3)
+
+
+class OwnFit(ktplus.DenseHyperModel):
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, **kwargs)
+
+
+class BatchHook(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+@pytest.mark.parametrize("case", ["own_fit", "batch_hook", "pack_1", "no_pack_part", "executions"])
+def test_pack_steps_aside(case, tmp_path, data):
+    (x, y), val = data
+    cls = OwnFit if case == "own_fit" else ktplus.DenseHyperModel
+    hm = cls(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=(1e-3, 1e-1))
+    options = {"pack_1": {"pack": 1}, "no_pack_part": {"fast_path": ["data", "checkpoint"]},
+               "executions": {"executions_per_trial": 2}}.get(case, {})
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path, project_name="p",
+                                **options)
+    callbacks = [BatchHook()] if case == "batch_hook" else []
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0, callbacks=callbacks)
+    assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    assert tuner.packed_trials == {}
+
+
+def test_pack_applies_by_default_to_ktplus_hypermodels(tmp_path):
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path)
+    assert tuner.pack == "auto" and pack_size(tuner) == 16
+    bayes = ktplus.BayesianOptimization(hm, objective="val_accuracy", max_trials=2, directory=tmp_path,
+                                        project_name="b")
+    assert pack_size(bayes) == 4
+
+
+@pytest.mark.parametrize("value", [0, -2, 2.5, "all", True, None])
+def test_bad_pack_is_refused_before_any_trial(value, tmp_path):
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
+    with pytest.raises(ValueError, match=r"pack.*auto"):
+        ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path, pack=value)
+    assert not Path(tmp_path, "untitled_project").exists()
+
+
+def test_keras_tuner_oracle_keeps_one_trial_per_slot(tmp_path):
+    """A pack asks as several workers: keras-tuner's oracle hands each slot its own trial."""
+    from ktplus.tuners._pack import create_trials
+
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, units=[8, 16])
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, directory=tmp_path)
+    trials, stopped = create_trials(tuner, 5)
+    assert len(trials) == 3 and stopped
+    assert len({t.trial_id for t in trials}) == 3
+    assert isinstance(tuner.oracle.ongoing_trials, dict) and len(tuner.oracle.ongoing_trials) == 3
+    assert keras_tuner  # the oracle is keras-tuner's own
