@@ -166,6 +166,48 @@ def member_plan(model: Any) -> MemberPlan | None:
     return MemberPlan(tuple(key), shared, dense, widths, regs, dropout)
 
 
+#: How much wider than its own model a member's fused layers may be: the
+#: compute a masked member wastes is at most this factor of its own.
+MAX_PADDING = 2.0
+
+
+def _cost(fan_in: int, widths: list[int]) -> int:
+    """Multiply-adds per sample of a chain of dense layers."""
+    cost, previous = 0, fan_in
+    for width in widths:
+        cost += previous * width
+        previous = width
+    return cost
+
+
+def fusion_groups(plans: list[MemberPlan], size: int | None = None) -> list[list[int]]:
+    """Members (indices into ``plans``) grouped to train fused: the same
+    ``key``, and widths close enough that padding every member to the
+    group's widest costs at most `MAX_PADDING` times its own compute;
+    at most ``size`` members a group. Singletons train alone."""
+    by_key: dict[tuple, list[int]] = {}
+    for i, plan in enumerate(plans):
+        by_key.setdefault(plan.key, []).append(i)
+    groups: list[list[int]] = []
+    for members in by_key.values():
+        fan_in = int(plans[members[0]].dense[0].kernel.shape[0])
+        own = {i: _cost(fan_in, plans[i].widths) for i in members}
+        open_groups: list[list[int]] = []
+        for i in sorted(members, key=lambda i: -own[i]):
+            for group in open_groups:
+                if size is not None and len(group) >= size:
+                    continue
+                widths = [max(plans[j].widths[n] for j in (*group, i)) for n in range(len(plans[i].widths))]
+                padded = _cost(fan_in, widths)
+                if all(padded <= MAX_PADDING * own[j] for j in (*group, i)):
+                    group.append(i)
+                    break
+            else:
+                open_groups.append([i])
+        groups.extend(sorted(g) for g in open_groups)
+    return groups
+
+
 # -- layers with a member dimension ------------------------------------------
 
 

@@ -17,6 +17,7 @@ another runs alone, as without pack.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,17 +34,19 @@ from ktplus.training._fused import (
     FusedModel,
     MemberPlan,
     class_weight_vector,
+    fusion_groups,
     member_logs,
     member_plan,
     member_targets,
 )
 from ktplus.tuners._fast_path import has_known_fit, tuned_batch_size
 
-#: ``pack="auto"``: how many trials one ask takes. Oracles that do not learn
-#: from finished trials lose nothing by proposing many at once; those that
-#: learn (Bayesian optimization, Optuna's samplers) propose fewer, as a few
-#: workers would.
-AUTO_PACK = 16
+#: ``pack="auto"``: how many trials one ask takes at most. Oracles that do
+#: not learn from finished trials lose little by proposing many at once;
+#: those that learn (Bayesian optimization, Optuna's samplers) propose
+#: fewer, as a few workers would. Either way at most half the trial budget:
+#: the later asks learn from, and are pruned against, the earlier ones.
+AUTO_PACK = 8
 AUTO_PACK_ADAPTIVE = 4
 
 
@@ -71,7 +74,12 @@ def pack_size(tuner: Any) -> int:
             or keras.backend.backend() != "tensorflow"):
         return 1
     if value == "auto":
-        return AUTO_PACK_ADAPTIVE if _adaptive(local_oracle(tuner.oracle)) else AUTO_PACK
+        oracle = local_oracle(tuner.oracle)
+        size = AUTO_PACK_ADAPTIVE if _adaptive(oracle) else AUTO_PACK
+        budget = getattr(oracle, "max_trials", None)
+        if isinstance(budget, int) and budget > 0:
+            size = min(size, max(2, math.ceil(budget / 2)))
+        return size
     return int(value)
 
 
@@ -238,11 +246,13 @@ def run_pack(tuner: Any, trials: list[Any], fit_args: tuple, fit_kwargs: dict) -
         kwargs = _hyperband_fit(hp, fit_kwargs)
         key = (plan.key, tuned_batch_size(hm, hp, kwargs), kwargs.get("epochs"), kwargs.get("initial_epoch", 0))
         members.append(_Member(trial, model, plan, key))
-    groups: dict[tuple, list[_Member]] = {}
+    by_key: dict[tuple, list[_Member]] = {}
     for m in members:
-        groups.setdefault(m.key, []).append(m)
+        by_key.setdefault(m.key, []).append(m)
+    groups = [[same[i] for i in indices] for same in by_key.values()
+              for indices in fusion_groups([m.plan for m in same])]
     results: dict[str, Any] = {}
-    for group in groups.values():
+    for group in groups:
         if len(group) < 2:
             continue
         with tuner._fast.trial():

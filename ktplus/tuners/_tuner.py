@@ -97,8 +97,12 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             learning rate and schedule, optimizer state, regularization,
             dropout, class weights, early stopping, pruning and NaN guard;
             every record of a trial is what it would be unfused. 1 is off.
-            "auto" asks for 16 trials at once (4 for Bayesian optimization
-            and `OptunaSearch`, which learn from finished trials). Steps
+            "auto" asks for up to 8 trials at once (4 for Bayesian
+            optimization and `OptunaSearch`, which learn from finished
+            trials), at most half of ``max_trials``, so later asks learn
+            from, and are pruned against, earlier ones. A member joins a
+            fused model only if padding it to the widest member costs at
+            most twice its own compute. Steps
             aside for a custom `run_trial` or `HyperModel.fit`, a
             hypermodel not ktplus's, `executions_per_trial` > 1, `cv`, a
             distributed search, data the "data" part does not convert,

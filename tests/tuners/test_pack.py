@@ -161,11 +161,14 @@ def test_pack_steps_aside(case, tmp_path, data):
 
 def test_pack_applies_by_default_to_ktplus_hypermodels(tmp_path):
     hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3)
-    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path)
-    assert tuner.pack == "auto" and pack_size(tuner) == 16
-    bayes = ktplus.BayesianOptimization(hm, objective="val_accuracy", max_trials=2, directory=tmp_path,
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=40, directory=tmp_path)
+    assert tuner.pack == "auto" and pack_size(tuner) == 8
+    bayes = ktplus.BayesianOptimization(hm, objective="val_accuracy", max_trials=40, directory=tmp_path,
                                         project_name="b")
     assert pack_size(bayes) == 4
+    # At most half the budget: later asks learn from, and are pruned against, earlier ones.
+    small = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=12, directory=tmp_path, project_name="s")
+    assert pack_size(small) == 6
 
 
 @pytest.mark.parametrize("value", [0, -2, 2.5, "all", True, None])
