@@ -244,11 +244,23 @@ BAD = [
     (["search", "--data", "wine", "--family", "conv"], "--family conv"),
     (["search", "--validation-split", "1.5"], "--validation-split"),
     (["search", "--early-stopping", "-1"], "--early-stopping"),
+    (["search", "--pack", "0"], "--pack"),
+    (["search", "--pack", "many"], "--pack"),
     (["report", "nowhere"], "nowhere"),
     (["report", "."], "project directory"),
     (["tensorboard", "nowhere"], "nowhere"),
     (["frobnicate"], "frobnicate"),
 ]
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "auto"), (["--pack", "auto"], "auto"), (["--pack", "3"], 3),
+                                              (["--pack", "1"], 1)])
+def test_pack_flag_reaches_the_tuner(flag, expected):
+    from ktplus.cli._parser import build_parser
+    from ktplus.cli._search import _tuner_options
+
+    args = build_parser().parse_args(["search", *flag])
+    assert _tuner_options(args)["pack"] == expected
 
 
 @pytest.mark.parametrize(("args", "needle"), BAD, ids=[f"{i}-{b[1][:20]}" for i, b in enumerate(BAD)])
