@@ -1,33 +1,62 @@
 """Fused training: the models of K trials that share a structure, trained
-as one Keras model whose layers carry a leading member dimension (HFTA's
+as one Keras model whose layers carry a member dimension (HFTA's
 horizontal fusion). The traced graph is the size of one model, whatever K.
 
 A member is an ordinary compiled model (what the trial's ``build`` gave); a
 chain of layers fuses when every layer is one of:
 
-* data-preparation layers and ``Flatten`` before the first ``Dense``: the
-  same configuration (and statistics) in every member, applied once;
+* data-preparation layers, ``Flatten``, ``Activation`` and poolings before
+  the first layer with a kernel: the same configuration (and statistics) in
+  every member, applied once;
+* ``Conv2D`` (channels last, ungrouped): one grouped convolution whose
+  kernel has shape ``[K, kh, kw, in, out]``; the first convolution reads the
+  shared input with all ``K * out`` filters at once;
 * ``Dense``: one batched matmul over a kernel of shape ``[K, in, out]``;
-  members may differ in width (the narrower ones masked, see below) and in
-  their kernel regularizer's strength (L1, L2 or both);
-* ``Activation`` (the same in every member) and ``Dropout`` (a rate per
-  member; a member without the layer has rate 0, which is the identity).
+* ``BatchNormalization`` (last axis, no renormalization, no regularizer or
+  constraint), ``Activation`` (the same in every member), ``MaxPooling2D``
+  and ``AveragePooling2D``, and ``Dropout`` (a rate per member; a member
+  without the layer has rate 0, which is the identity);
+* between the convolutions and the dense layers, ``GlobalAveragePooling2D``,
+  ``GlobalMaxPooling2D`` or ``Flatten``.
 
-Members also differ in learning rate and schedule (one rate per member,
-set every epoch) and may stop at different epochs: a stopped member's
-variables are left exactly as they were (`FusedOptimizer`).
+Members may differ in the width of every layer with a kernel but the last
+(the narrower ones masked, see below), in their kernel regularizer's
+strength (L1, L2 or both), in learning rate and schedule (one rate per
+member, set every epoch), and may stop at different epochs: a stopped
+member's variables, its batch normalization's moving statistics included,
+are left exactly as they were (`FusedOptimizer`, `FusedBatchNormalization`).
+
+Layouts. The convolutional part of the fused model computes ``[B, H, W,
+K * C]``: member ``k``'s channels are ``k * C .. (k + 1) * C``, so a
+convolution with ``groups = K`` is each member's convolution, and batch
+normalization, activations and poolings, which act on each channel alone,
+are each member's. Global pooling gives ``[B, K * C]``, read as ``[K, B,
+C]``; ``Flatten`` reads ``[B, H, W, K, C]`` as ``[K, B, H * W * C]``, each
+member's features in the order its own ``Flatten`` gives them (height,
+width, channel). The dense part computes ``[K, B, units]``.
 
 Why a masked member trains exactly as the narrow model: a member of width
-``u`` in a layer fused at width ``W > u`` has its units ``u..W`` multiplied
-by 0 after the activation, and the kernel rows and columns that touch them
-start at 0. A masked unit outputs 0, so the gradient of every kernel row fed
-by it is 0; the gradient reaching it is multiplied by 0, so its own kernel
-column and bias get gradient 0. Adam, RMSprop and SGD move a variable whose
+``u`` in a layer fused at width ``W > u`` (units of a Dense, filters of a
+Conv2D) has its units ``u..W`` multiplied by 0 after the activation (after
+batch normalization too), and the kernel entries that touch them (the
+columns that compute them, the rows that read them: for a convolution every
+spatial tap, for the Dense after a ``Flatten`` every position) start at 0,
+as do their bias, scale, offset and moving statistics. A masked unit
+outputs 0, so the gradient of every kernel row fed by it is 0 (a gradient
+of a kernel entry is a sum of products of the input it reads); the gradient
+reaching it is multiplied by 0, so its own kernel column, bias, scale and
+offset get gradient 0. Adam, RMSprop and SGD move a variable whose
 gradients were always 0 by exactly 0, weight decay scales 0 to 0, and the
 member's regularization penalty is taken over the masked kernel (0 there).
-The padded weights therefore stay 0, the member's outputs and loss are the
-narrow model's plus exact zeros, and its weights are the narrow model's,
-up to the order of floating-point summation.
+A padded channel's pre-normalization values are exactly 0, so its batch
+mean and variance are 0 and its moving statistics stay 0; pooling zeros
+(maximum or average) gives 0, and a ``Flatten`` puts zeros where the next
+kernel's rows are 0. Every other channel's statistics, poolings and sums
+read only its own member's values (batch normalization and pooling act per
+channel; the grouped convolution and batched matmul per member). The padded
+weights therefore stay 0, the member's outputs and loss are the narrow
+model's plus exact zeros, and its weights are the narrow model's, up to the
+order of floating-point summation.
 
 Each member's output is a model output of its own (``m<k>``) with its own
 loss (the member's loss plus its regularization penalty; its class weights
@@ -39,6 +68,7 @@ unfused model would have.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +85,15 @@ _SHARED_LAYERS = (keras.layers.Normalization, keras.layers.Flatten, keras.layers
                   keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom,
                   keras.layers.RandomTranslation, keras.layers.RandomContrast, keras.layers.RandomCrop,
                   keras.layers.Resizing, keras.layers.GaussianNoise)
-_IGNORED_CONFIG = ("name", "seed", "trainable", "dtype", "units", "rate", "kernel_regularizer",
-                   "kernel_initializer", "bias_initializer")
+_POOLS = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+_GLOBAL_POOLS = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+#: Stateless layers that may also come before the first kernel (applied once to the shared input).
+_SHARED_STATELESS = (keras.layers.Activation, *_POOLS, *_GLOBAL_POOLS)
+_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+_WEIGHTED_LAYERS = (*_KERNEL_LAYERS, keras.layers.BatchNormalization)
+_IGNORED_CONFIG = ("name", "seed", "trainable", "dtype", "units", "filters", "rate", "kernel_regularizer",
+                   "kernel_initializer", "bias_initializer", "beta_initializer", "gamma_initializer",
+                   "moving_mean_initializer", "moving_variance_initializer")
 
 
 def member_name(k: int) -> str:
@@ -76,9 +113,9 @@ def _weights_digest(layer: keras.layers.Layer) -> str:
     return h.hexdigest()
 
 
-def _regularization(layer: keras.layers.Dense) -> tuple[float, float] | None:
-    """``(l1, l2)`` of a Dense layer's kernel regularizer (None: one that
-    cannot be fused)."""
+def _regularization(layer: keras.layers.Layer) -> tuple[float, float] | None:
+    """``(l1, l2)`` of a Dense or Conv2D layer's kernel regularizer (None:
+    one that cannot be fused)."""
     reg = layer.kernel_regularizer
     if reg is None:
         return 0.0, 0.0
@@ -91,20 +128,58 @@ def _regularization(layer: keras.layers.Dense) -> tuple[float, float] | None:
     return None
 
 
+def _plain_kernel(layer: keras.layers.Layer) -> bool:
+    """A Dense or Conv2D whose only extra is a kernel regularizer."""
+    return (layer.bias_regularizer is None and layer.activity_regularizer is None
+            and layer.kernel_constraint is None and layer.bias_constraint is None
+            and not getattr(layer, "lora_enabled", False) and getattr(layer, "quantization_mode", None) is None)
+
+
+def _plain_batch_norm(layer: keras.layers.BatchNormalization, rank: int) -> bool:
+    """A batch normalization over the last axis that fusion reproduces."""
+    return (layer.axis in (-1, rank - 1) and not layer.renorm and not layer.synchronized
+            and layer.beta_regularizer is None and layer.gamma_regularizer is None
+            and layer.beta_constraint is None and layer.gamma_constraint is None
+            and layer.activity_regularizer is None)
+
+
 @dataclass
 class MemberPlan:
     """One member model read as a fusable chain.
 
     ``key`` is what members must share; the rest is what each may differ in.
+    ``kernels`` are the layers with a kernel (Conv2D, then Dense), with
+    ``widths`` (filters or units) and ``regularization`` (``(l1, l2)``) of
+    each; ``steps`` every fused operation in order, ``(kind, layer)`` with
+    kind one of "conv", "dense", "batch_norm", "activation", "pool",
+    "reduce"; ``dropout`` maps a position ``p`` (after the ``p``-th step)
+    to the member's dropout rate there.
     """
 
     key: tuple
     shared: list[keras.layers.Layer]
-    dense: list[keras.layers.Dense]
+    kernels: list[keras.layers.Layer]
     widths: list[int]
     regularization: list[tuple[float, float]]
-    #: ``(position, rate)``: a dropout after the position-th fused op.
+    #: ``(position, rate)``: a dropout after the position-th fused step.
     dropout: dict[int, float] = field(default_factory=dict)
+    steps: list[tuple[str, keras.layers.Layer]] = field(default_factory=list)
+    #: Channels (or features) the first kernel reads.
+    fan_in: int = 0
+    #: Multiply-adds per sample of kernel ``i``, per unit of ``in * out`` width.
+    factors: list[int] = field(default_factory=list)
+
+    @property
+    def dense(self) -> list[keras.layers.Layer]:
+        """The layers with a kernel (``kernels``; its former name, from
+        when only Dense layers fused)."""
+        return self.kernels
+
+    @property
+    def weighted(self) -> list[keras.layers.Layer]:
+        """The member's layers with variables, in order (kernels and batch
+        normalizations)."""
+        return [layer for kind, layer in self.steps if kind in ("conv", "dense", "batch_norm")]
 
 
 def member_plan(model: Any) -> MemberPlan | None:
@@ -119,51 +194,91 @@ def member_plan(model: Any) -> MemberPlan | None:
     previous = model.inputs[0]
     key: list[Any] = [tuple(model.inputs[0].shape[1:]), str(model.inputs[0].dtype)]
     shared: list[keras.layers.Layer] = []
-    dense: list[keras.layers.Dense] = []
+    steps: list[tuple[str, keras.layers.Layer]] = []
+    kernels: list[keras.layers.Layer] = []
     widths: list[int] = []
     regs: list[tuple[float, float]] = []
+    factors: list[int] = []
     dropout: dict[int, float] = {}
-    ops_count = 0
+    fan_in = 0
+    layout = "shared"  # before the first kernel: the input every member reads; then "image" or "vector"
+    spatial = 1  # positions per channel of a Flatten's output (the next Dense's fan-in per input channel)
     for layer in layers:
         try:
             if layer.input is not previous:  # not a chain
                 return None
+            in_shape = tuple(layer.input.shape)
+            out_shape = tuple(layer.output.shape)
         except (AttributeError, ValueError):
             return None
         previous = layer.output
-        if layer.losses and not isinstance(layer, keras.layers.Dense):
+        kind = type(layer)
+        if layer.losses and kind not in _KERNEL_LAYERS:
             return None
-        if not dense and isinstance(layer, _SHARED_LAYERS):
+        if layout == "shared" and (isinstance(layer, _SHARED_LAYERS) or kind in _SHARED_STATELESS):
             shared.append(layer)
-            key.append(("shared", type(layer).__name__, _config(layer), _weights_digest(layer)))
+            key.append(("shared", kind.__name__, _config(layer), _weights_digest(layer)))
             continue
-        if type(layer) is keras.layers.Dense:
+        if kind in _KERNEL_LAYERS:
             reg = _regularization(layer)
-            if reg is None or layer.bias_regularizer is not None or layer.activity_regularizer is not None \
-                    or layer.kernel_constraint is not None or layer.bias_constraint is not None:
+            if reg is None or not _plain_kernel(layer):
                 return None
-            dense.append(layer)
-            widths.append(int(layer.units))
+            if kind is keras.layers.Conv2D:
+                if (layout == "vector" or len(in_shape) != 4 or layer.groups != 1
+                        or layer.data_format != "channels_last" or keras.backend.backend() != "tensorflow"):
+                    return None
+                name, width = "conv", int(layer.filters)
+                factor = math.prod(int(s) for s in out_shape[1:3]) * math.prod(layer.kernel_size)
+                layout = "image"
+            else:
+                if len(in_shape) != 2:  # a Dense over an image's last axis
+                    return None
+                name, width, factor = "dense", int(layer.units), spatial
+                spatial = 1
+                layout = "vector"
+            if not kernels:
+                fan_in = int(in_shape[-1])
+            kernels.append(layer)
+            widths.append(width)
             regs.append(reg)
-            key.append(("dense", _config(layer)))
-            ops_count += 1
-        elif type(layer) is keras.layers.Activation:
-            key.append(("activation", _config(layer)))
-            ops_count += 1
-        elif type(layer) is keras.layers.Dropout:
-            if layer.noise_shape is not None or not dense:
+            factors.append(factor)
+        elif layout == "shared":  # a batch normalization or dropout of the shared input
+            return None
+        elif kind is keras.layers.BatchNormalization:
+            if not _plain_batch_norm(layer, len(in_shape)):
                 return None
-            dropout[ops_count] = float(layer.rate)
+            name = "batch_norm"
+        elif kind is keras.layers.Activation:
+            name = "activation"
+        elif kind in _POOLS:
+            if layout != "image" or layer.data_format != "channels_last":
+                return None
+            name = "pool"
+        elif kind in _GLOBAL_POOLS or kind is keras.layers.Flatten:
+            if layout != "image" or getattr(layer, "keepdims", False) \
+                    or getattr(layer, "data_format", "channels_last") != "channels_last":
+                return None
+            if kind is keras.layers.Flatten:
+                spatial = math.prod(int(s) for s in in_shape[1:-1])
+            name = "reduce"
+            layout = "vector"
+        elif kind is keras.layers.Dropout:
+            if layer.noise_shape is not None or len(steps) in dropout:
+                return None
+            dropout[len(steps)] = float(layer.rate)
+            continue
         else:
             return None
-    if not dense:
+        steps.append((name, layer))
+        key.append((name, kind.__name__, _config(layer)))
+    if layout != "vector" or steps[-1][0] == "reduce":
         return None
     key.append(("widths_of", len(widths), widths[-1]))  # the head's width is the output's
     optimizer = model.optimizer.get_config()
     key.append(("optimizer", type(model.optimizer).__name__,
                 tuple(sorted((k, repr(v)) for k, v in optimizer.items()
                              if k not in ("name", "learning_rate")))))
-    return MemberPlan(tuple(key), shared, dense, widths, regs, dropout)
+    return MemberPlan(tuple(key), shared, kernels, widths, regs, dropout, steps, fan_in, factors)
 
 
 #: How much wider than its own model a member's fused layers may be: the
@@ -171,11 +286,11 @@ def member_plan(model: Any) -> MemberPlan | None:
 MAX_PADDING = 2.0
 
 
-def _cost(fan_in: int, widths: list[int]) -> int:
-    """Multiply-adds per sample of a chain of dense layers."""
-    cost, previous = 0, fan_in
-    for width in widths:
-        cost += previous * width
+def _cost(plan: MemberPlan, widths: list[int]) -> int:
+    """Multiply-adds per sample of ``plan``'s kernels at ``widths``."""
+    cost, previous = 0, plan.fan_in
+    for factor, width in zip(plan.factors, widths, strict=True):
+        cost += factor * previous * width
         previous = width
     return cost
 
@@ -190,15 +305,14 @@ def fusion_groups(plans: list[MemberPlan], size: int | None = None) -> list[list
         by_key.setdefault(plan.key, []).append(i)
     groups: list[list[int]] = []
     for members in by_key.values():
-        fan_in = int(plans[members[0]].dense[0].kernel.shape[0])
-        own = {i: _cost(fan_in, plans[i].widths) for i in members}
+        own = {i: _cost(plans[i], plans[i].widths) for i in members}
         open_groups: list[list[int]] = []
         for i in sorted(members, key=lambda i: -own[i]):
             for group in open_groups:
                 if size is not None and len(group) >= size:
                     continue
                 widths = [max(plans[j].widths[n] for j in (*group, i)) for n in range(len(plans[i].widths))]
-                padded = _cost(fan_in, widths)
+                padded = _cost(plans[i], widths)
                 if all(padded <= MAX_PADDING * own[j] for j in (*group, i)):
                     group.append(i)
                     break
@@ -211,18 +325,56 @@ def fusion_groups(plans: list[MemberPlan], size: int | None = None) -> list[list
 # -- layers with a member dimension ------------------------------------------
 
 
+def _mask_weight(layer: keras.layers.Layer, mask: np.ndarray | None, shape: tuple) -> Any:
+    """A constant mask as a non-trainable weight of ``layer`` (None: no mask)."""
+    if mask is None:
+        return None
+    weight = layer.add_weight(name="out_mask", shape=shape, initializer="zeros", trainable=False)
+    weight.assign(np.asarray(mask, "float32").reshape(shape))
+    return weight
+
+
+def _mask_shape(mask: np.ndarray, layout: str) -> tuple:
+    """How a ``[K, units]`` mask broadcasts over a layout's tensor: ``[K,
+    B, units]`` (vector) or ``[B, H, W, K * units]`` (image)."""
+    k, units = mask.shape
+    return (k * units,) if layout == "image" else (k, 1, units)
+
+
+def _load_slice(variable: Any, m: int, value: np.ndarray, view: tuple | None = None) -> None:
+    """``variable[m]`` := ``value`` in its leading corner, 0 elsewhere
+    (``view``: the shape ``variable[m]`` is read as)."""
+    array = keras.ops.convert_to_numpy(variable).copy()
+    member = array[m].reshape(view) if view is not None else array[m]
+    member[...] = 0.0
+    member[tuple(slice(0, s) for s in value.shape)] = value
+    array[m] = member.reshape(array[m].shape)
+    variable.assign(array)
+
+
+def _store_slice(variable: Any, m: int, shape: tuple, view: tuple | None = None) -> np.ndarray:
+    """The leading ``shape`` corner of ``variable[m]`` (read as ``view``)."""
+    member = keras.ops.convert_to_numpy(variable)[m]
+    if view is not None:
+        member = member.reshape(view)
+    return member[tuple(slice(0, s) for s in shape)]
+
+
 class FusedDense(keras.layers.Layer):
     """K Dense layers as one: ``[K, B, in] @ [K, in, out]`` (a shared
-    ``[B, in]`` input is broadcast to every member)."""
+    ``[B, in]`` input is broadcast to every member). ``spatial`` > 1: the
+    input is a ``Flatten`` of ``spatial`` positions of ``in / spatial``
+    channels each (where a member's narrower channels sit)."""
 
     def __init__(self, members: int, units: int, activation: Any, use_bias: bool,
-                 out_mask: np.ndarray | None, **kwargs: Any) -> None:
+                 out_mask: np.ndarray | None, spatial: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.members = members
         self.units = units
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
-        self._out_mask = None if out_mask is None else out_mask.astype("float32")
+        self.spatial = spatial
+        self._out_mask = out_mask
 
     def build(self, input_shape: tuple) -> None:
         fan_in = int(input_shape[-1])
@@ -230,10 +382,7 @@ class FusedDense(keras.layers.Layer):
                                       initializer="zeros")
         self.bias = (self.add_weight(name="bias", shape=(self.members, self.units), initializer="zeros")
                      if self.use_bias else None)
-        if self._out_mask is not None:
-            self.out_mask = self.add_weight(name="out_mask", shape=(self.members, self.units),
-                                            initializer="zeros", trainable=False)
-            self.out_mask.assign(self._out_mask)
+        self.out_mask = _mask_weight(self, self._out_mask, (self.members, 1, self.units))
 
     def call(self, x: Any) -> Any:
         if len(x.shape) == 2:  # a shared input: one matmul over every member's columns
@@ -245,33 +394,182 @@ class FusedDense(keras.layers.Layer):
         if self.bias is not None:
             y = y + ops.expand_dims(self.bias, 1)
         y = self.activation(y)
-        if self._out_mask is not None:
-            y = y * ops.expand_dims(self.out_mask, 1)
+        if self.out_mask is not None:
+            y = y * self.out_mask
         return y
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         batch = input_shape[0] if len(input_shape) == 2 else input_shape[1]
         return (self.members, batch, self.units)
 
+    def _view(self) -> tuple:
+        fan_in = int(self.kernel.shape[1])
+        return (self.spatial, fan_in // self.spatial, self.units)
+
+    def load_member(self, m: int, layer: keras.layers.Dense) -> None:
+        w = keras.ops.convert_to_numpy(layer.kernel)
+        _load_slice(self.kernel, m, w.reshape(self.spatial, -1, w.shape[-1]), self._view())
+        if self.bias is not None:
+            _load_slice(self.bias, m, keras.ops.convert_to_numpy(layer.bias))
+
+    def store_member(self, m: int, layer: keras.layers.Dense) -> None:
+        shape = tuple(layer.kernel.shape)
+        w = _store_slice(self.kernel, m, (self.spatial, shape[0] // self.spatial, shape[1]), self._view())
+        layer.kernel.assign(w.reshape(shape))
+        if self.bias is not None:
+            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape)))
+
+
+class FusedConv2D(keras.layers.Layer):
+    """K Conv2D layers as one grouped convolution over ``[B, H, W, K * in]``
+    (``shared_input``: the first convolution, all ``K * out`` filters over
+    the shared ``[B, H, W, in]``). The kernel is ``[K, kh, kw, in, out]``."""
+
+    def __init__(self, members: int, filters: int, kernel_size: tuple, strides: tuple, padding: str,
+                 dilation_rate: tuple, activation: Any, use_bias: bool, out_mask: np.ndarray | None,
+                 shared_input: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = members
+        self.filters = filters
+        self.kernel_size = tuple(kernel_size)
+        self.strides = tuple(strides)
+        self.padding = padding
+        self.dilation_rate = tuple(dilation_rate)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.shared_input = shared_input
+        self._out_mask = out_mask
+
+    def build(self, input_shape: tuple) -> None:
+        channels = int(input_shape[-1]) if self.shared_input else int(input_shape[-1]) // self.members
+        self.kernel = self.add_weight(name="kernel", shape=(self.members, *self.kernel_size, channels, self.filters),
+                                      initializer="zeros")
+        self.bias = (self.add_weight(name="bias", shape=(self.members, self.filters), initializer="zeros")
+                     if self.use_bias else None)
+        self.out_mask = _mask_weight(self, self._out_mask, (self.members * self.filters,))
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        kh, kw, channels = self.kernel.shape[1:4]
+        kernel = ops.reshape(ops.transpose(self.kernel, (1, 2, 3, 0, 4)),
+                             (kh, kw, channels, self.members * self.filters))
+        # Called directly: Keras' conv compiles a grouped convolution with XLA (for old TensorFlows on
+        # CPU), many times slower; TensorFlow's own runs it on CPU and GPU.
+        y = tf.nn.convolution(x, kernel, strides=self.strides, padding=self.padding.upper(),
+                              dilations=self.dilation_rate)
+        if self.bias is not None:
+            y = y + ops.reshape(self.bias, (self.members * self.filters,))
+        y = self.activation(y)
+        if self.out_mask is not None:
+            y = y * self.out_mask
+        return y
+
+    def load_member(self, m: int, layer: keras.layers.Conv2D) -> None:
+        _load_slice(self.kernel, m, keras.ops.convert_to_numpy(layer.kernel))
+        if self.bias is not None:
+            _load_slice(self.bias, m, keras.ops.convert_to_numpy(layer.bias))
+
+    def store_member(self, m: int, layer: keras.layers.Conv2D) -> None:
+        layer.kernel.assign(_store_slice(self.kernel, m, tuple(layer.kernel.shape)))
+        if self.bias is not None:
+            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape)))
+
+
+class FusedBatchNormalization(keras.layers.Layer):
+    """K BatchNormalization layers as one, Keras' numerics per channel.
+
+    Each member's scale, offset and moving statistics are ``[K, units]``;
+    a member whose ``active`` entry is 0 keeps its moving statistics (the
+    optimizer keeps its scale and offset).
+    """
+
+    def __init__(self, members: int, momentum: float, epsilon: float, center: bool, scale: bool,
+                 out_mask: np.ndarray | None, layout: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = members
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.layout = layout
+        self._out_mask = out_mask
+
+    def build(self, input_shape: tuple) -> None:
+        units = int(input_shape[-1]) // self.members if self.layout == "image" else int(input_shape[-1])
+        self.units = units
+        shape = (self.members, units)
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer="ones") if self.scale else None
+        self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros") if self.center else None
+        self.moving_mean = self.add_weight(name="moving_mean", shape=shape, initializer="zeros", trainable=False)
+        self.moving_variance = self.add_weight(name="moving_variance", shape=shape, initializer="ones",
+                                               trainable=False)
+        self.active = self.add_weight(name="active", shape=(self.members,), initializer="ones", trainable=False)
+        mask_shape = _mask_shape(np.zeros(shape), self.layout)
+        self.out_mask = _mask_weight(self, self._out_mask, mask_shape)
+
+    def _channels(self, value: Any) -> Any:
+        """A ``[K, units]`` value as the layout's channel axis broadcasts it."""
+        if self.layout == "image":
+            return ops.reshape(value, (self.members * self.units,))
+        return ops.expand_dims(value, 1)
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        shape = (self.members, self.units)
+        if training:
+            axes = [0, 1, 2] if self.layout == "image" else [1]
+            mean, variance = ops.moments(x, axes=axes)
+            keep = ops.expand_dims(ops.cast(self.active, "bool"), 1)
+            for stat, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                new = stat * self.momentum + ops.reshape(value, shape) * (1.0 - self.momentum)
+                stat.assign(ops.where(keep, new, stat))
+            if self.layout == "vector":
+                mean, variance = ops.expand_dims(mean, 1), ops.expand_dims(variance, 1)
+        else:
+            mean, variance = self._channels(self.moving_mean), self._channels(self.moving_variance)
+        y = ops.batch_normalization(
+            x, mean, variance, axis=-1, epsilon=self.epsilon,
+            offset=self._channels(self.beta) if self.beta is not None else None,
+            scale=self._channels(self.gamma) if self.gamma is not None else None)
+        if self.out_mask is not None:
+            y = y * self.out_mask
+        return y
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def _variables(self, layer: keras.layers.BatchNormalization) -> list[tuple[Any, Any]]:
+        pairs = [(self.gamma, getattr(layer, "gamma", None)), (self.beta, getattr(layer, "beta", None)),
+                 (self.moving_mean, layer.moving_mean), (self.moving_variance, layer.moving_variance)]
+        return [(mine, theirs) for mine, theirs in pairs if mine is not None]
+
+    def load_member(self, m: int, layer: keras.layers.BatchNormalization) -> None:
+        for mine, theirs in self._variables(layer):
+            _load_slice(mine, m, keras.ops.convert_to_numpy(theirs))
+
+    def store_member(self, m: int, layer: keras.layers.BatchNormalization) -> None:
+        for mine, theirs in self._variables(layer):
+            theirs.assign(_store_slice(mine, m, tuple(theirs.shape)))
+
 
 class FusedActivation(keras.layers.Layer):
     """An activation over every member, padded units kept at 0."""
 
-    def __init__(self, activation: Any, out_mask: np.ndarray | None, **kwargs: Any) -> None:
+    def __init__(self, activation: Any, out_mask: np.ndarray | None, layout: str = "vector",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = keras.activations.get(activation)
-        self._out_mask = None if out_mask is None else out_mask.astype("float32")
+        self.layout = layout
+        self._out_mask = out_mask
 
     def build(self, input_shape: tuple) -> None:
-        if self._out_mask is not None:
-            self.out_mask = self.add_weight(name="out_mask", shape=self._out_mask.shape,
-                                            initializer="zeros", trainable=False)
-            self.out_mask.assign(self._out_mask)
+        self.out_mask = (None if self._out_mask is None
+                         else _mask_weight(self, self._out_mask, _mask_shape(self._out_mask, self.layout)))
 
     def call(self, x: Any) -> Any:
         y = self.activation(x)
-        if self._out_mask is not None:
-            y = y * ops.expand_dims(self.out_mask, 1)
+        if self.out_mask is not None:
+            y = y * self.out_mask
         return y
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -281,20 +579,49 @@ class FusedActivation(keras.layers.Layer):
 class FusedDropout(keras.layers.Layer):
     """Dropout at one rate per member (rate 0: the identity, exactly)."""
 
-    def __init__(self, rates: list[float], **kwargs: Any) -> None:
+    def __init__(self, rates: list[float], layout: str = "vector", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rates = [float(r) for r in rates]
+        self.layout = layout
         self.seed_generator = keras.random.SeedGenerator()
 
     def call(self, x: Any, training: Any = None) -> Any:
         if not training:
             return x
-        rates = np.asarray(self.rates, dtype="float32").reshape(-1, 1, 1)
+        rates = np.asarray(self.rates, dtype="float32")
+        if self.layout == "image":
+            rates = np.repeat(rates, int(x.shape[-1]) // len(self.rates))
+        else:
+            rates = rates.reshape(-1, 1, 1)
         keep = keras.random.uniform(ops.shape(x), seed=self.seed_generator, dtype=x.dtype) >= rates
         return ops.where(keep, x * (1.0 / (1.0 - rates)), 0.0)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
+
+
+class MemberSplit(keras.layers.Layer):
+    """The image layout's channels as the vector layout's members: ``[B,
+    K * C]`` -> ``[K, B, C]`` (after global pooling) and ``[B, H, W, K *
+    C]`` -> ``[K, B, H * W * C]`` (each member's ``Flatten``)."""
+
+    def __init__(self, members: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = members
+
+    def call(self, x: Any) -> Any:
+        k = self.members
+        channels = int(x.shape[-1]) // k
+        if len(x.shape) == 2:
+            return ops.transpose(ops.reshape(x, (-1, k, channels)), (1, 0, 2))
+        h, w = int(x.shape[1]), int(x.shape[2])
+        y = ops.transpose(ops.reshape(x, (-1, h, w, k, channels)), (3, 0, 1, 2, 4))
+        return ops.reshape(y, (k, -1, h * w * channels))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        channels = int(input_shape[-1]) // self.members
+        features = math.prod(int(s) for s in input_shape[1:-1]) * channels
+        return (self.members, input_shape[0], features)
 
 
 class MemberOutput(keras.layers.Layer):
@@ -415,8 +742,8 @@ class FusedModel:
         self.plans = plans
         self.k = k = len(plans)
         first = plans[0]
-        n_dense = len(first.dense)
-        self.widths = [max(p.widths[i] for p in plans) for i in range(n_dense)]
+        n_kernels = len(first.kernels)
+        self.widths = [max(p.widths[i] for p in plans) for i in range(n_kernels)]
         masks: list[np.ndarray | None] = []
         for i, width in enumerate(self.widths):
             if all(p.widths[i] == width for p in plans):
@@ -432,31 +759,56 @@ class FusedModel:
         for layer in first.shared:
             x = layer(x)
         positions = sorted({pos for p in plans for pos in p.dropout})
-        self.dense_layers: list[FusedDense] = []
-        op = 0
-        dense_i = 0
-        last_mask: np.ndarray | None = None
-        member_layers = [layer for layer in models[0].layers
-                         if isinstance(layer, (keras.layers.Dense, keras.layers.Activation))
-                         and layer not in first.shared]
-        for layer in member_layers:
-            if isinstance(layer, keras.layers.Dense):
-                last_mask = masks[dense_i]
-                fused = FusedDense(k, self.widths[dense_i], layer.get_config()["activation"], layer.use_bias,
-                                   last_mask, name=f"fused_dense_{dense_i}")
+        self.kernel_layers: list[FusedDense | FusedConv2D] = []
+        self.weighted_layers: list[FusedDense | FusedConv2D | FusedBatchNormalization] = []
+        self._in_masks: list[np.ndarray | None] = []
+        layout = "shared"
+        features: np.ndarray | None = None  # [K, F]: which of the current features are each member's
+        spatial = 1
+        for op, (kind, layer) in enumerate(first.steps, start=1):
+            config = layer.get_config()
+            fused: keras.layers.Layer
+            if kind in ("conv", "dense"):
+                i = len(self.kernel_layers)
+                out_mask = masks[i]
+                if kind == "conv":
+                    fused = FusedConv2D(k, self.widths[i], config["kernel_size"], config["strides"],
+                                        config["padding"], config["dilation_rate"], config["activation"],
+                                        layer.use_bias, out_mask, shared_input=layout == "shared",
+                                        name=f"fused_conv_{i}")
+                else:
+                    fused = FusedDense(k, self.widths[i], config["activation"], layer.use_bias, out_mask,
+                                       spatial=spatial, name=f"fused_dense_{i}")
                 x = fused(x)
-                self.dense_layers.append(fused)
-                dense_i += 1
-            else:
-                x = FusedActivation(layer.get_config()["activation"], last_mask, name=f"fused_activation_{op}")(x)
-            op += 1
+                self._in_masks.append(self._in_mask(fused, features, out_mask))
+                self.kernel_layers.append(fused)
+                self.weighted_layers.append(fused)
+                features, spatial = out_mask, 1
+                layout = "image" if kind == "conv" else "vector"
+            elif kind == "batch_norm":
+                fused = FusedBatchNormalization(k, config["momentum"], config["epsilon"], config["center"],
+                                                config["scale"], features, layout, name=f"fused_batch_norm_{op}")
+                x = fused(x)
+                self.weighted_layers.append(fused)
+            elif kind == "activation":
+                x = FusedActivation(config["activation"], features, layout, name=f"fused_activation_{op}")(x)
+            elif kind == "pool":  # each channel alone: the member's own layer over every member's channels
+                x = type(layer).from_config({**config, "name": f"fused_pool_{op}"})(x)
+            else:  # reduce: to the vector layout
+                if isinstance(layer, keras.layers.Flatten):
+                    spatial = math.prod(int(s) for s in x.shape[1:-1])
+                    if features is not None:  # a Flatten's features: (position, channel), channel fastest
+                        features = np.tile(features, (1, spatial))
+                else:
+                    x = type(layer).from_config({**config, "name": f"fused_reduce_{op}"})(x)
+                x = MemberSplit(k, name=f"fused_members_{op}")(x)
+                layout = "vector"
             if op in positions:
                 rates = [p.dropout.get(op, 0.0) for p in plans]
-                x = FusedDropout(rates, name=f"fused_dropout_{op}")(x)
+                x = FusedDropout(rates, layout, name=f"fused_dropout_{op}")(x)
         outputs = [MemberOutput(m, name=member_name(m))(x) for m in range(k)]
         self.model = keras.Model(inputs, outputs, name="ktplus_fused")
-        self._regs = [[p.regularization[i] for i in range(n_dense)] for p in plans]
-        self._in_masks = [self._in_mask(i, masks) for i in range(n_dense)]
+        self._regs = [[p.regularization[i] for i in range(n_kernels)] for p in plans]
         trackers = [LossTracker(name=LOSS_TRACKER) for _ in range(k)]
         losses = {member_name(m): _MemberLoss(loss, self._penalty(m), trackers[m], name=f"{member_name(m)}_loss")
                   for m in range(k)}
@@ -468,18 +820,24 @@ class FusedModel:
         for m, model in enumerate(models):
             self.load(m, model)
 
-    def _in_mask(self, i: int, out_masks: list[np.ndarray | None]) -> np.ndarray | None:
-        """The kernel mask ``[K, in, out]`` of dense layer ``i`` (None when
-        no member is padded there)."""
-        out_mask = out_masks[i]
-        in_mask = out_masks[i - 1] if i > 0 else None
-        if out_mask is None and in_mask is None:
+    @property
+    def dense_layers(self) -> list[FusedDense | FusedConv2D]:
+        """The fused layers with a kernel (``kernel_layers``; its former name)."""
+        return self.kernel_layers
+
+    def _in_mask(self, layer: FusedDense | FusedConv2D, features: np.ndarray | None,
+                 out_mask: np.ndarray | None) -> np.ndarray | None:
+        """The kernel mask of ``layer`` (``[K, in, out]``, or ``[K, 1, 1,
+        in, out]`` for a convolution; None when no member is padded there):
+        1 where a member's input feature and output unit are both its own."""
+        if out_mask is None and features is None:
             return None
-        layer = self.dense_layers[i]
-        fan_in = int(layer.kernel.shape[1])
-        a = in_mask if in_mask is not None else np.ones((self.k, fan_in), "float32")
-        b = out_mask if out_mask is not None else np.ones((self.k, layer.units), "float32")
-        return (a[:, :, None] * b[:, None, :]).astype("float32")
+        fan_in = int(layer.kernel.shape[-2])
+        width = int(layer.kernel.shape[-1])
+        a = features if features is not None else np.ones((self.k, fan_in), "float32")
+        b = out_mask if out_mask is not None else np.ones((self.k, width), "float32")
+        mask = (a[:, :, None] * b[:, None, :]).astype("float32")
+        return mask[:, None, None] if isinstance(layer, FusedConv2D) else mask
 
     def _penalty(self, m: int) -> Any:
         terms = [(i, l1, l2) for i, (l1, l2) in enumerate(self._regs[m]) if l1 or l2]
@@ -489,7 +847,7 @@ class FusedModel:
         def penalty() -> Any:
             total = None
             for i, l1, l2 in terms:
-                w = self.dense_layers[i].kernel[m]
+                w = self.kernel_layers[i].kernel[m]
                 mask = self._in_masks[i]
                 if mask is not None:
                     w = w * ops.convert_to_tensor(mask[m])
@@ -508,39 +866,29 @@ class FusedModel:
 
     def load(self, m: int, model: keras.Model) -> None:
         """Member ``m``'s slice of the fused weights := ``model``'s weights
-        (the padded part 0)."""
-        dense = [layer for layer in model.layers if type(layer) is keras.layers.Dense]
-        for fused, layer in zip(self.dense_layers, dense, strict=True):
-            kernel = keras.ops.convert_to_numpy(fused.kernel).copy()
-            w = keras.ops.convert_to_numpy(layer.kernel)
-            kernel[m] = 0.0
-            kernel[m, :w.shape[0], :w.shape[1]] = w
-            fused.kernel.assign(kernel)
-            if fused.bias is not None:
-                bias = keras.ops.convert_to_numpy(fused.bias).copy()
-                b = keras.ops.convert_to_numpy(layer.bias)
-                bias[m] = 0.0
-                bias[m, :b.shape[0]] = b
-                fused.bias.assign(bias)
+        (the padded part 0), moving statistics included."""
+        weighted = [layer for layer in model.layers if type(layer) in _WEIGHTED_LAYERS]
+        for fused, layer in zip(self.weighted_layers, weighted, strict=True):
+            fused.load_member(m, layer)
 
     def store(self, members: list[int]) -> None:
         """Each member model in ``members`` (indices) := its slice of the
         fused weights (its plan's layers are its model's)."""
-        for j, fused in enumerate(self.dense_layers):
-            kernel = keras.ops.convert_to_numpy(fused.kernel)
-            bias = keras.ops.convert_to_numpy(fused.bias) if fused.bias is not None else None
-            for m in members:
-                layer = self.plans[m].dense[j]
-                shape = tuple(layer.kernel.shape)
-                layer.kernel.assign(kernel[m, :shape[0], :shape[1]])
-                if bias is not None:
-                    layer.bias.assign(bias[m, :layer.units])
+        for m in members:
+            for fused, layer in zip(self.weighted_layers, self.plans[m].weighted, strict=True):
+                fused.store_member(m, layer)
 
     def set_learning_rates(self, rates: list[float]) -> None:
         self.optimizer.member_lr.assign(np.asarray(rates, dtype="float32"))
 
     def set_active(self, active: list[bool]) -> None:
-        self.optimizer.active.assign(np.asarray(active, dtype="float32"))
+        """Which members train on: an inactive member's weights and moving
+        statistics stay exactly as they are."""
+        vector = np.asarray(active, dtype="float32")
+        self.optimizer.active.assign(vector)
+        for layer in self.weighted_layers:
+            if isinstance(layer, FusedBatchNormalization):
+                layer.active.assign(vector)
 
 
 def member_logs(logs: dict[str, Any] | None, m: int) -> dict[str, Any]:
