@@ -708,7 +708,10 @@ def fused_optimizer(template: keras.optimizers.Optimizer, members: int) -> keras
         def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
             if len(variable.shape) == 0 or variable.shape[0] != members:
                 return
-            before = ops.convert_to_tensor(variable)
+            import tensorflow as tf
+
+            # A copy (Keras' convert_to_tensor returns a TensorFlow variable itself, which the update changes).
+            before = tf.identity(variable)
             super().update_step(gradient, variable, self._member(self.member_lr, variable))
             keep = ops.cast(self._member(self.active, variable), "bool")
             self.assign(variable, ops.where(keep, variable, before))

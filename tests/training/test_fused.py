@@ -1,0 +1,248 @@
+"""Fused convolutional members (and batch normalization) train exactly as
+each model alone: the same initial weights and batches give the same
+weights, moving statistics and logs; a stopped member stops changing;
+what fusion cannot reproduce steps aside."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ktplus
+from ktplus.hypermodels._metrics import make_metric
+from ktplus.training._fused import (
+    FusedModel,
+    fusion_groups,
+    member_logs,
+    member_plan,
+    member_targets,
+)
+
+EPOCHS = 3
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = ktplus.datasets.load("digits")
+    x = data.x.reshape(-1, 8, 8, 1)
+    return (x[:192], data.y[:192]), (x[192:288], data.y[192:288])
+
+
+def _conv(seed, **kwargs):
+    settings = dict(input_shape=(8, 8, 1), num_classes=10, conv_blocks=2, convs_per_block=1, filters=8,
+                    pooling="max", reduction_type="global_avg", dense_units=16, batch_norm=True, dropout=0.0,
+                    learning_rate=1e-2, regularizer=None)
+    settings.update(kwargs)
+    keras.utils.set_random_seed(seed)
+    return ktplus.ConvHyperModel(**settings).build(keras_tuner.HyperParameters())
+
+
+def _dense(seed, **kwargs):
+    settings = dict(input_shape=(64,), num_classes=10, layers=2, units=16, batch_norm=True, dropout=0.0,
+                    learning_rate=1e-2, regularizer=None)
+    settings.update(kwargs)
+    keras.utils.set_random_seed(seed)
+    return ktplus.DenseHyperModel(**settings).build(keras_tuner.HyperParameters())
+
+
+def _dataset(x, y, k):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).map(member_targets(k, [None] * k))
+
+
+def _fused(models, rates):
+    plans = [member_plan(m) for m in models]
+    assert all(p is not None for p in plans)
+    assert len({p.key for p in plans}) == 1
+    fused = FusedModel(plans, models, "sparse_categorical_crossentropy",
+                       [[make_metric("accuracy", True)] for _ in models])
+    fused.set_learning_rates(rates)
+    return fused
+
+
+def _check_equivalence(build, specs, data, common):
+    """Each member trained fused ends as its model trained alone."""
+    (x, y), (xv, yv) = data
+    alone = [build(i, **common, **s) for i, s in enumerate(specs)]
+    members = [build(i, **common, **s) for i, s in enumerate(specs)]
+    for a, m in zip(alone, members, strict=True):
+        m.set_weights(a.get_weights())
+    histories = [a.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0,
+                       validation_data=(xv, yv)).history for a in alone]
+    k = len(specs)
+    fused = _fused(members, [s["learning_rate"] for s in specs])
+    logs = fused.model.fit(_dataset(x, y, k), epochs=EPOCHS, verbose=0, validation_data=_dataset(xv, yv, k)).history
+    fused.store(list(range(k)))
+    for m in range(k):
+        for epoch in range(EPOCHS):
+            got = member_logs({name: values[epoch] for name, values in logs.items()}, m)
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                assert got[name] == pytest.approx(histories[m][name][epoch], rel=1e-5, abs=1e-6), (m, epoch, name)
+        weights_a, weights_f = alone[m].get_weights(), members[m].get_weights()
+        assert len(weights_a) == len(weights_f)
+        for wa, wf in zip(weights_a, weights_f, strict=True):
+            assert wa.shape == wf.shape
+            np.testing.assert_allclose(wf, wa, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(wa).max())))
+        # The member trained (its weights are not its initial ones).
+        assert any(not np.allclose(wa, w0) for wa, w0 in
+                   zip(weights_a, build(m, **common, **specs[m]).get_weights(), strict=True))
+    return fused
+
+
+#: Two members of different widths (the narrower masked), learning rates and regularizers.
+MEMBERS = [dict(filters=8, learning_rate=1e-2, regularizer="l2", regularizer_strength=1e-3),
+           dict(filters=12, learning_rate=3e-3, regularizer="l1", regularizer_strength=1e-4)]
+
+
+@pytest.mark.parametrize(("reduction", "pooling", "batch_norm"), [
+    ("global_avg", "max", True),
+    ("flatten", "avg", True),
+    ("flatten", "max", False),
+    ("global_max", "avg", False),
+])
+def test_conv_members_train_as_each_model_alone(digits, reduction, pooling, batch_norm):
+    fused = _check_equivalence(_conv, MEMBERS, digits,
+                               dict(reduction_type=reduction, pooling=pooling, batch_norm=batch_norm))
+    kinds = {type(layer).__name__ for layer in fused.model.layers}
+    assert "FusedConv2D" in kinds and ("FusedBatchNormalization" in kinds) == batch_norm
+    assert fused.widths[:2] == [12, 24]  # filters double per block; member 0 padded from 8 and 16
+
+
+def test_equal_conv_members_without_dense_layer(digits):
+    specs = [dict(learning_rate=lr, regularizer=reg, regularizer_strength=1e-3)
+             for lr, reg in ((1e-2, "l1_l2"), (2e-3, None), (5e-3, "l2"))]
+    fused = _check_equivalence(_conv, specs, digits, dict(reduction_type="flatten", dense_units=0, conv_blocks=1))
+    assert fused.widths == [8, 10]
+
+
+def test_dense_members_with_batch_norm_train_as_each_model_alone(digits):
+    (x, y), (xv, yv) = digits
+    flat = ((x.reshape(len(x), -1), y), (xv.reshape(len(xv), -1), yv))
+    specs = [dict(units=16, learning_rate=1e-2, regularizer="l2", regularizer_strength=1e-3),
+             dict(units=12, learning_rate=3e-3, regularizer="l1", regularizer_strength=1e-4)]
+    fused = _check_equivalence(_dense, specs, flat, {})
+    assert any(type(layer).__name__ == "FusedBatchNormalization" for layer in fused.model.layers)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_an_inactive_member_does_not_change(digits, optimizer):
+    """A stopped member keeps its weights and moving statistics, whatever
+    its learning rate and momentum, while the others train on."""
+    (x, y), _ = digits
+    models = [_conv(i, optimizer=optimizer, **s) for i, s in enumerate(MEMBERS)]
+    fused = _fused(models, [s["learning_rate"] for s in MEMBERS])
+    fused.model.fit(_dataset(x[:64], y[:64], 2), epochs=1, verbose=0)  # both train: momentum builds up
+    fused.set_active([True, False])
+    fused.store([1])
+    before = [w.copy() for w in fused.model.get_weights()]
+    initial = [m.get_weights() for m in models]
+    fused.model.fit(_dataset(x, y, 2), epochs=2, verbose=0)
+    after = fused.model.get_weights()
+    stats = [v for layer in fused.weighted_layers for v in (getattr(layer, "moving_mean", None),
+                                                             getattr(layer, "moving_variance", None))
+             if v is not None]
+    assert stats
+    stat_paths = {v.path for v in stats}
+    for variable, b, a in zip(fused.model.weights, before, after, strict=True):
+        if b.ndim == 0 or b.shape[0] != 2 or variable.path.endswith(("out_mask", "active")):
+            continue
+        np.testing.assert_array_equal(a[1], b[1], err_msg=variable.path)  # member 1: not a bit changed
+        if variable.path in stat_paths or variable.trainable:
+            assert not np.array_equal(a[0], b[0]), variable.path  # member 0 trained, its statistics moved
+    fused.store([0, 1])
+    for w, w0 in zip(models[1].get_weights(), initial[1], strict=True):
+        np.testing.assert_array_equal(w, w0)
+    assert not all(np.array_equal(w, w0) for w, w0 in zip(models[0].get_weights(), initial[0], strict=True))
+
+
+class Renorm(keras.layers.BatchNormalization):
+    pass
+
+
+def _chain(*layers, shape=(8, 8, 1)):
+    inputs = keras.Input(shape)
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    model = keras.Model(inputs, x)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("case", ["separable", "conv1d", "conv3d", "renorm", "bn_subclass", "grouped",
+                                  "dense_on_image", "bn_first", "dropout_first"])
+def test_what_fusion_cannot_reproduce_steps_aside(case):
+    def head():
+        return [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")]
+
+    if case == "separable":
+        model = _conv(0, separable=True)
+    elif case == "conv1d":
+        model = ktplus.ConvHyperModel(input_shape=(16, 2), num_classes=10, conv_blocks=1, filters=4,
+                                      dropout=0.0).build(keras_tuner.HyperParameters())
+    elif case == "conv3d":
+        model = ktplus.ConvHyperModel(input_shape=(4, 4, 4, 1), num_classes=10, conv_blocks=1, filters=4,
+                                      dropout=0.0).build(keras_tuner.HyperParameters())
+    elif case == "renorm":
+        model = _chain(keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(renorm=True), *head())
+    elif case == "bn_subclass":
+        model = _chain(keras.layers.Conv2D(4, 3), Renorm(), *head())
+    elif case == "grouped":
+        model = _chain(keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 3, groups=2), *head())
+    elif case == "dense_on_image":
+        model = _chain(keras.layers.Conv2D(4, 3), keras.layers.Dense(4), *head())
+    elif case == "bn_first":
+        model = _chain(keras.layers.BatchNormalization(), keras.layers.Conv2D(4, 3), *head())
+    else:
+        model = _chain(keras.layers.Dropout(0.5), keras.layers.Conv2D(4, 3), *head())
+    assert member_plan(model) is None
+    # The same chain without what steps aside fuses.
+    assert member_plan(_chain(keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(), *head())) is not None
+
+
+def test_conv_groups_by_padded_compute():
+    plans = [member_plan(_conv(0, filters=f)) for f in (8, 10, 32)]
+    assert sorted(fusion_groups(plans)) == [[0, 1], [2]]  # 8 padded to 32 would cost ~16 times its own
+    other = member_plan(_conv(0, reduction_type="flatten"))
+    assert other.key != plans[0].key
+
+
+class SeededConv(ktplus.ConvHyperModel):
+    """Initial weights drawn from a seed of the trial's own values, so a
+    trial starts from the same weights fused or alone."""
+
+    def build(self, hp):
+        model = super().build(hp)
+        rng = np.random.default_rng(int(round(hp.get("learning_rate") * 1e9)) % 2**32)
+        for w in model.trainable_weights:
+            w.assign(rng.normal(0.0, 0.3, w.shape).astype("float32"))
+        return model
+
+
+def _conv_search(tmp_path, digits, pack, name):
+    (x, y), val = digits
+    hm = SeededConv(input_shape=(8, 8, 1), num_classes=10, conv_blocks=1, convs_per_block=1, filters=8,
+                    dropout=0.0, learning_rate=(1e-3, 1e-2))
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=4, seed=0, pack=pack,
+                                directory=tmp_path, project_name=name)
+    tuner.search(x, y, validation_data=val, epochs=2, shuffle=False, verbose=0)
+    return tuner
+
+
+def test_conv_search_trains_trials_fused(tmp_path, digits):
+    fused = _conv_search(tmp_path, digits, 4, "fused")
+    trials = fused.oracle.trials
+    assert len(trials) == 4 and all(t.status == "COMPLETED" for t in trials.values())
+    assert fused.packed_trials and all(n >= 2 for n in fused.packed_trials.values())
+    alone = _conv_search(tmp_path, digits, 1, "alone")
+    assert not alone.packed_trials
+    for tid in fused.packed_trials:
+        t, a = trials[tid], alone.oracle.trials[tid]
+        assert t.hyperparameters.values == a.hyperparameters.values
+        assert t.score == pytest.approx(a.score, rel=1e-5, abs=1e-6)
+        for name in ("loss", "val_loss"):
+            assert t.metrics.get_last_value(name) == pytest.approx(a.metrics.get_last_value(name), rel=1e-5)
+    assert fused.get_best_models(1)[0].output_shape == (None, 10)
