@@ -5,7 +5,13 @@ the other in one process, and compares the mean wall time per trial of the
 last 20 trials with that of the first 20 (target: ktplus within 1.2x) and
 RSS growth.
 
+Fusion (``--fused N``): N one-epoch trials of ``ktplus.DenseHyperModel``
+(one hidden layer, tuned width and learning rate), the same search with the
+fast path's ``pack`` part on (the default) and off, in the same run: mean
+wall time per trial of each, and how many trials were trained fused.
+
     python benchmarks/bench_scale.py [--trials 300]
+    python benchmarks/bench_scale.py --fused 64
 """
 
 from __future__ import annotations
@@ -50,9 +56,32 @@ def run(module: object, name: str, trials: int, x: np.ndarray, y: np.ndarray) ->
     return {"first": first, "last": last, "ratio": last / first, "rss_growth": rss[-1] - rss[19]}
 
 
+def fused(trials: int, x: np.ndarray, y: np.ndarray) -> None:
+    """Per-trial wall time of one-epoch trials, pack on against off."""
+    import keras
+
+    import ktplus
+
+    keras.backend.clear_session()  # its first call imports modules: keep that out of the timings
+    for pack in ("auto", 1):
+        keras.utils.set_random_seed(0)
+        hm = ktplus.DenseHyperModel(input_shape=(8,), num_classes=2, layers=1, units=(16, 64),
+                                    learning_rate=(1e-4, 1e-2))
+        tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=trials, seed=0, pack=pack,
+                                    pruning="median", directory=tempfile.mkdtemp(prefix="ktplus-scale-"))
+        start = time.perf_counter()
+        tuner.search(x[:192], y[:192], validation_data=(x[192:], y[192:]), epochs=1, verbose=0)
+        wall = time.perf_counter() - start
+        best = tuner.oracle.get_best_trials(1)[0].score
+        print(f"pack={pack!s:5} {trials} one-epoch trials: {wall / trials * 1000:6.0f} ms/trial, "
+              f"{len(tuner.packed_trials)} trained fused, best val accuracy {best:.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--fused", type=int, default=0, metavar="N",
+                        help="instead: N one-epoch trials of a ktplus hypermodel, pack on against off")
     args = parser.parse_args()
     import keras_tuner
 
@@ -61,6 +90,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 8)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
+    if args.fused:
+        fused(args.fused, x, y)
+        return
     for name, module in (("ktplus", ktplus), ("keras_tuner", keras_tuner)):
         r = run(module, name, args.trials, x, y)
         print(f"{name:12s} {args.trials} one-epoch trials: first 20 {r['first'] * 1000:6.0f} ms/trial, "
