@@ -17,6 +17,7 @@ another runs alone, as without pack.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -329,7 +330,10 @@ def packed_search(tuner: Any, k: int, fit_args: tuple, fit_kwargs: dict) -> None
             tuner._packed.update(run_pack(tuner, trials, fit_args, fit_kwargs))
         try:
             for trial in trials:
-                tuner._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+                # A trial that runs alone builds its model now: its parameter count is its own (not
+                # also taken by the pack's trials still waiting to be handed their fused results).
+                with contextlib.nullcontext() if trial.trial_id in tuner._packed else _building(tuner, trial):
+                    tuner._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
                 tuner.on_trial_end(trial)
         finally:
             tuner._packed.clear()

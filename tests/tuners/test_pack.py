@@ -190,3 +190,21 @@ def test_keras_tuner_oracle_keeps_one_trial_per_slot(tmp_path):
     assert len({t.trial_id for t in trials}) == 3
     assert isinstance(tuner.oracle.ongoing_trials, dict) and len(tuner.oracle.ongoing_trials) == 3
     assert keras_tuner  # the oracle is keras-tuner's own
+
+
+def test_a_trial_run_alone_beside_a_pack_counts_only_its_own_parameters(tmp_path, data):
+    """The first trial asked does not fuse (padding it to the others' width costs too much) and runs
+    alone first: the pack's other trials, still waiting for their fused results, keep their own
+    parameter counts."""
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=[2, 64], dropout=0.0,
+                                learning_rate=[1e-2, 3e-2])
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, directory=tmp_path, project_name="p",
+                                pack=3)
+    for units, lr in ((2, 1e-2), (64, 1e-2), (64, 3e-2)):
+        tuner.enqueue_trial({"units_0": units, "learning_rate": lr})
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
+    assert len(tuner.packed_trials) == 2
+    for trial in tuner.oracle.trials.values():
+        own = tuner.hypermodel.build(trial.hyperparameters).count_params()
+        assert trial.metrics.get_last_value("num_params") == own, trial.trial_id
