@@ -337,6 +337,8 @@ def packed_search(tuner: Any, k: int, fit_args: tuple, fit_kwargs: dict) -> None
                 tuner.on_trial_end(trial)
         finally:
             tuner._packed.clear()
-        if stopped:
+        if stopped and not trials:
+            # Asked again after trials ended (as keras-tuner's loop asks after every trial): one
+            # of them may have gone back to the oracle's retry queue (max_retries_per_trial).
             break
     tuner.on_search_end()

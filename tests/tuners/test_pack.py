@@ -208,3 +208,27 @@ def test_a_trial_run_alone_beside_a_pack_counts_only_its_own_parameters(tmp_path
     for trial in tuner.oracle.trials.values():
         own = tuner.hypermodel.build(trial.hyperparameters).count_params()
         assert trial.metrics.get_last_value("num_params") == own, trial.trial_id
+
+
+class FailsOnce(keras.callbacks.Callback):
+    """Raises at the first epoch end of the whole search (a crash keras-tuner retries)."""
+
+    calls = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        type(self).calls += 1
+        if type(self).calls == 1:
+            raise RuntimeError("a one-off crash")
+
+
+def test_a_trial_sent_for_retry_in_the_last_ask_is_retried(tmp_path, data):
+    """The ask that found the budget spent still runs its trials; one sent back for retry
+    (max_retries_per_trial) is then asked for again, as keras-tuner's loop asks after each trial."""
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=(1e-3, 1e-1))
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=1, max_retries_per_trial=1,
+                                directory=tmp_path, project_name="p", pack=2)
+    FailsOnce.calls = 0
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[FailsOnce()])
+    assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"]
+    assert FailsOnce.calls == 2
