@@ -287,6 +287,12 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
             callbacks = m.fit_callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
             m.history = keras.callbacks.History()
             m.model.stop_training = False
+            # Built as an unfused fit builds it: the checkpoint's optimizer then holds the variables a
+            # trained model's does, so loading it into a fresh model (Hyperband's continuation,
+            # load_model) skips them as it does unfused, instead of taking the member's last (decayed)
+            # learning rate as the new model's starting rate.
+            if not m.model.optimizer.built:
+                m.model.optimizer.build(m.model.trainable_variables)
             if steps_per_execution > 1:  # as the fast path sets it on a trial's own model for its fit
                 m.model.steps_per_execution = steps_per_execution
             m.callbacks = keras.callbacks.CallbackList(

@@ -232,3 +232,21 @@ def test_a_trial_sent_for_retry_in_the_last_ask_is_retried(tmp_path, data):
     tuner.search(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[FailsOnce()])
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"]
     assert FailsOnce.calls == 2
+
+
+def test_a_fused_trials_checkpoint_loads_as_an_unfused_ones(tmp_path, data):
+    """A model built for a fused trial and loaded from its checkpoint (Hyperband's continuation,
+    load_model) starts at its own learning rate, as from an unfused trial's checkpoint: not at the
+    decayed rate the member ended with."""
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=[1e-2, 3e-2])
+    for pack in (2, 1):
+        tuner = ktplus.GridSearch(hm, objective="val_accuracy", directory=tmp_path, project_name=f"p{pack}",
+                                  lr_decay="exponential", pack=pack)
+        tuner.search(x, y, validation_data=val, epochs=3, verbose=0)
+        assert len(tuner.packed_trials) == (2 if pack == 2 else 0)
+        for trial in tuner.oracle.trials.values():
+            model = tuner.hypermodel.build(trial.hyperparameters)
+            model.load_weights(tuner._get_checkpoint_fname(trial.trial_id))
+            lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            assert lr == pytest.approx(trial.hyperparameters.get("learning_rate")), (pack, trial.trial_id)
