@@ -543,3 +543,16 @@ def save_build_config(tuner: Any, trial: Any, model: Any) -> None:
 
     if kt_backend_config.multi_backend():
         _kt_utils.save_json(tuner._get_build_config_fname(trial.trial_id), model.get_build_config())
+
+
+def requeue_ongoing(oracle: Any, tuner_ids: list[str]) -> list[str]:
+    """Hands the trials ongoing under ``tuner_ids`` back to keras-tuner's
+    retry queue (what ``Oracle.reload`` does with every ongoing trial on a
+    resume), so the next ``create_trial`` of any tuner id runs them."""
+    moved = []
+    for tuner_id in tuner_ids:
+        trial = oracle.ongoing_trials.pop(tuner_id, None)
+        if trial is not None:
+            oracle._retry_queue.append(trial.trial_id)
+            moved.append(trial.trial_id)
+    return moved

@@ -182,13 +182,27 @@ class MemberPlan:
         return [layer for kind, layer in self.steps if kind in ("conv", "dense", "batch_norm")]
 
 
+def _optimizer_fuses(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether the fused optimizer reproduces ``optimizer`` per member:
+    not with gradient clipping (a norm over every member's variables at
+    once), an exponential moving average, gradient accumulation, a loss
+    scale or variables excluded from weight decay."""
+    config = optimizer.get_config()
+    if any(config.get(name) not in (None, False) for name in
+           ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "gradient_accumulation_steps",
+            "loss_scale_factor")):
+        return False
+    return not (getattr(optimizer, "_exclude_from_weight_decay", None)
+                or getattr(optimizer, "_exclude_from_weight_decay_pattern", None))
+
+
 def member_plan(model: Any) -> MemberPlan | None:
     """``model`` read as a fusable chain, or None when it is not one (a
     layer kind, a branch, a regularizer or an optimizer fusion cannot
     reproduce)."""
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         return None
-    if type(model.optimizer) not in FUSABLE_OPTIMIZERS:
+    if type(model.optimizer) not in FUSABLE_OPTIMIZERS or not _optimizer_fuses(model.optimizer):
         return None
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     previous = model.inputs[0]

@@ -17,8 +17,8 @@ another runs alone, as without pack.
 
 from __future__ import annotations
 
-import contextlib
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from ktplus._compat import TrialStatus, local_oracle, save_build_config, trial_callbacks
+from ktplus._compat import TrialStatus, local_oracle, requeue_ongoing, save_build_config, trial_callbacks
 from ktplus.hypermodels._base import BaseHyperModel
 from ktplus.hypermodels._metrics import make_metric
 from ktplus.training._data import KERAS_DEFAULT_BATCH_SIZE, DataCache, uses_batch_hooks
@@ -110,6 +110,20 @@ def slot_id(tuner_id: str, slot: int) -> str:
     return tuner_id if slot == 0 else f"{tuner_id}-pack{slot}"
 
 
+def requeue_slots(tuner: Any, k: int) -> None:
+    """Trials still ongoing under slot ids this search will not ask with
+    (an earlier ``search()`` of this tuner, interrupted, asked for more at
+    once) go back to the oracle's retry queue, so they run now instead of
+    holding their places forever."""
+    oracle = local_oracle(tuner.oracle)
+    if oracle is not tuner.oracle:  # a distributed worker: the chief holds the trials
+        return
+    prefix = f"{tuner.tuner_id}-pack"
+    stale = [tid for tid in list(oracle.ongoing_trials)
+             if tid.startswith(prefix) and tid[len(prefix):].isdigit() and int(tid[len(prefix):]) >= k]
+    requeue_ongoing(oracle, stale)
+
+
 def create_trials(tuner: Any, k: int) -> tuple[list[Any], bool]:
     """Up to ``k`` new trials from the oracle (each slot asks as a worker
     would); ``True`` when the oracle said the search is over."""
@@ -138,7 +152,7 @@ class _Member:
     history: Any = None
     error: BaseException | None = None
     active: bool = True
-    last_logs: dict = field(default_factory=dict)
+    last_logs: dict | None = None  # None until an epoch ended, as Keras passes on_train_end
 
 
 def _learning_rate(model: keras.Model) -> float:
@@ -187,7 +201,7 @@ class _Dispatch(keras.callbacks.Callback):
             m = self.members[i]
             m.last_logs = member_logs(logs, i)
             try:
-                m.callbacks.on_epoch_end(epoch, dict(m.last_logs))
+                m.callbacks.on_epoch_end(epoch, m.last_logs)  # the dict its callbacks add to, as in Keras
             except Exception as error:
                 m.error = error
                 m.active = False
@@ -195,7 +209,7 @@ class _Dispatch(keras.callbacks.Callback):
             if m.model.stop_training:  # its early stopping or pruning: it ends now
                 m.active = False
                 try:
-                    m.callbacks.on_train_end(dict(m.last_logs))
+                    m.callbacks.on_train_end(m.last_logs)
                 except Exception as error:
                     m.error = error
         self._sync()
@@ -205,7 +219,7 @@ class _Dispatch(keras.callbacks.Callback):
             if m.active:
                 m.active = False
                 try:
-                    m.callbacks.on_train_end(dict(m.last_logs))
+                    m.callbacks.on_train_end(m.last_logs)
                 except Exception as error:
                     m.error = error
 
@@ -256,9 +270,16 @@ def run_pack(tuner: Any, trials: list[Any], fit_args: tuple, fit_kwargs: dict) -
     for group in groups:
         if len(group) < 2:
             continue
-        with tuner._fast.trial():
-            _train(tuner, group, fit_args, _hyperband_fit(group[0].trial.hyperparameters, fit_kwargs))
+        start = time.time()
+        try:
+            with tuner._fast.trial():
+                _train(tuner, group, fit_args, _hyperband_fit(group[0].trial.hyperparameters, fit_kwargs))
+        except Exception:  # preparing or finishing the fused fit failed: each member runs alone instead
+            for m in group:
+                tuner._restart_recorder(m.trial)
+            continue
         for m in group:
+            tuner._recorder(m.trial).start = start  # its trial_seconds: the group's training
             results[m.trial.trial_id] = m.error if m.error is not None else [m.history]
             tuner.packed_trials[m.trial.trial_id] = len(group)
     return results
@@ -338,8 +359,12 @@ def packed_search(tuner: Any, k: int, fit_args: tuple, fit_kwargs: dict) -> None
             for trial in trials:
                 # A trial that runs alone builds its model now: its parameter count is its own (not
                 # also taken by the pack's trials still waiting to be handed their fused results).
-                with contextlib.nullcontext() if trial.trial_id in tuner._packed else _building(tuner, trial):
+                if trial.trial_id in tuner._packed:
                     tuner._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+                else:
+                    tuner._recorder(trial).start = time.time()  # its trial_seconds: its own training
+                    with _building(tuner, trial):
+                        tuner._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
                 tuner.on_trial_end(trial)
         finally:
             tuner._packed.clear()

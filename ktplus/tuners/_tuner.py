@@ -40,7 +40,7 @@ from ktplus.tuners._fast_path import FastPath, has_known_fit
 from ktplus.tuners._keep import check_num_models, prune_checkpoints
 from ktplus.tuners._options import TunerOptions
 from ktplus.tuners._oracles import adopt_oracle, retry_unrecorded
-from ktplus.tuners._pack import data_allows, pack_size, packed_search
+from ktplus.tuners._pack import data_allows, pack_size, packed_search, requeue_slots
 from ktplus.tuners._recorder import TrialRecorder
 from ktplus.tuners._validate import validate_search_inputs
 
@@ -443,6 +443,7 @@ class Tuner(TunerHooks):
             stack.enter_context(_distributed.session(self))
             try:
                 k = pack_size(self) if data_allows(fit_args, fit_kwargs) else 1
+                requeue_slots(self, k)
                 if k > 1:
                     packed_search(self, k, fit_args, fit_kwargs)
                 else:
@@ -517,6 +518,14 @@ class Tuner(TunerHooks):
         if recorder is None:
             recorder = self._recorders[trial.trial_id] = TrialRecorder(self, trial)
         return recorder
+
+    def _restart_recorder(self, trial: Any) -> TrialRecorder:
+        """A fresh start of ``trial``'s records (a pack that could not train
+        it hands it back to run alone)."""
+        old = self._recorders.pop(trial.trial_id, None)
+        if old is not None:
+            old._close_loggers()
+        return self._recorder(trial)
 
     def _owns_trial(self, trial_id: str) -> bool:
         return _distributed.owns_trial(self, trial_id)

@@ -246,3 +246,16 @@ def test_conv_search_trains_trials_fused(tmp_path, digits):
         for name in ("loss", "val_loss"):
             assert t.metrics.get_last_value(name) == pytest.approx(a.metrics.get_last_value(name), rel=1e-5)
     assert fused.get_best_models(1)[0].output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("optimizer", [keras.optimizers.Adam(clipnorm=1.0), keras.optimizers.SGD(global_clipnorm=1.0),
+                                       keras.optimizers.Adam(use_ema=True), keras.optimizers.RMSprop(clipvalue=0.5),
+                                       keras.optimizers.Adam(gradient_accumulation_steps=2)],
+                         ids=["clipnorm", "global_clipnorm", "ema", "clipvalue", "accumulation"])
+def test_optimizer_settings_fusion_cannot_reproduce_step_aside(optimizer):
+    """Clipping by a norm would be taken over every member's variables at once; an EMA or gradient
+    accumulation is not reproduced per member."""
+    model = _chain(keras.layers.Flatten(), keras.layers.Dense(4), keras.layers.Dense(10, activation="softmax"))
+    assert member_plan(model) is not None
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    assert member_plan(model) is None

@@ -250,3 +250,40 @@ def test_a_fused_trials_checkpoint_loads_as_an_unfused_ones(tmp_path, data):
             model.load_weights(tuner._get_checkpoint_fname(trial.trial_id))
             lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
             assert lr == pytest.approx(trial.hyperparameters.get("learning_rate")), (pack, trial.trial_id)
+
+
+def test_trials_held_by_an_interrupted_larger_pack_run_in_the_next_search(tmp_path, data):
+    """An interrupted search() left trials ongoing under pack slot ids; searching again with a
+    smaller pack (here none) runs them instead of holding their places forever."""
+    from ktplus.tuners._pack import create_trials
+
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=[8, 16])
+    tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, directory=tmp_path, seed=2)
+    asked, _ = create_trials(tuner, 3)  # as a pack of 3 interrupted before training
+    assert len(tuner.oracle.ongoing_trials) == 3
+    tuner.search(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[BatchHook()])  # pack steps aside
+    assert tuner.oracle.ongoing_trials == {}
+    assert {t.trial_id: t.status for t in tuner.oracle.trials.values()} == {t.trial_id: "COMPLETED" for t in asked}
+
+
+class TrainEndLogs(keras.callbacks.Callback):
+    seen: list = []
+
+    def on_train_end(self, logs=None):
+        TrainEndLogs.seen.append(dict(logs or {}))
+
+
+def test_a_members_callbacks_end_with_the_logs_keras_gives(tmp_path, data):
+    (x, y), val = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=(1e-3, 1e-1))
+    seen = {}
+    for pack in (2, 1):
+        tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=tmp_path, seed=0,
+                                    project_name=f"p{pack}", lr_decay="cosine", pack=pack)
+        TrainEndLogs.seen = []
+        tuner.search(x, y, validation_data=val, epochs=2, verbose=0, callbacks=[TrainEndLogs()])
+        assert len(tuner.packed_trials) == (2 if pack == 2 else 0)
+        seen[pack] = [sorted(logs) for logs in TrainEndLogs.seen]
+    # on_train_end gets the last epoch's logs under the names Keras gives them, fused or alone.
+    assert seen[2] == seen[1] and len(seen[1]) == 2 and "val_accuracy" in seen[1][0]
