@@ -1,5 +1,6 @@
-"""The fast training path: five parts, each its own switch, each invisible
-to the user's code or stepping aside.
+"""The fast training path: six parts, each its own switch, each invisible
+to the user's code or stepping aside ("pack", fused trials, lives in
+`ktplus.tuners._pack`; the others here).
 
 * "data": numpy ``x``/``y`` (and numpy validation data and sample weights)
   become, once per ``search()`` call, a prefetched ``tf.data`` pipeline

@@ -64,7 +64,8 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             name or a list of them: "data" (numpy data as one cached,
             prefetched tf.data pipeline per search), "steps_per_execution",
             "checkpoint" (best-epoch weights written once per trial),
-            "gc_freeze", "release_gradients" ("trial_overhead" is
+            "gc_freeze", "release_gradients", "pack" (same-shaped
+            trials trained as one fused model; see ``pack``) ("trial_overhead" is
             "checkpoint" plus "gc_freeze"). Each part steps aside where it
             could change what user code sees (a custom `HyperModel.fit`
             gets exactly keras-tuner's arguments).
