@@ -24,17 +24,16 @@ import time
 
 import keras
 import keras_tuner
-import numpy as np
+from bench_search import CountEpochs  # benchmarks/ is on sys.path when run as a script
+from bench_search import load as load_digits
 
 import ktplus
-from ktplus import datasets
 
 
 def load():
-    data = datasets.load("digits")
-    order = np.random.default_rng(42).permutation(len(data.x))
-    x, y = data.x[order].reshape(-1, 8, 8, 1), data.y[order]
-    return (x[:1200], y[:1200]), (x[1200:1500], y[1200:1500]), (x[1500:], y[1500:])
+    """bench_search's split of digits, as 8x8x1 images."""
+    (x, y), (xv, yv), (xt, yt) = load_digits()
+    return (x.reshape(-1, 8, 8, 1), y), (xv.reshape(-1, 8, 8, 1), yv), (xt.reshape(-1, 8, 8, 1), yt)
 
 
 def hypermodel():
@@ -67,16 +66,6 @@ def raw_build(hp):
     lr = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")
     model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-class CountEpochs(keras.callbacks.Callback):
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        with open(self.path, "a") as f:
-            f.write("1\n")
 
 
 def run(side, trials, epochs, seed, pack, root):
