@@ -188,15 +188,16 @@ def test_verbose_shows_keras_tuner_output(tmp_path, capfd, monkeypatch):
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, capfd, monkeypatch):
-    # Two trials are still to run when "trial 1/3" is printed: Ctrl-C lands mid-search.
-    args = ["search", "--data", "iris", "--trials", "3", "--epochs", "10", "--early-stopping", "0",
+    # Trials are still to run when "trial 1/4" is printed (the default pack asks for two at a time:
+    # at least two more trainings follow): Ctrl-C lands mid-search.
+    args = ["search", "--data", "iris", "--trials", "4", "--epochs", "10", "--early-stopping", "0",
             "--pruning", "none", "--directory", "o"]
     proc = subprocess.Popen([sys.executable, "-m", "ktplus.cli", *args], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
-    while line and "trial 1/3" not in line:
+    while line and "trial 1/4" not in line:
         line = proc.stdout.readline()
-    assert "trial 1/3" in line
+    assert "trial 1/4" in line
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -204,9 +205,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, capfd, monk
     monkeypatch.chdir(tmp_path)
     again = main(capfd, *args)  # the same command, in another process than the interrupted one
     assert again.returncode == 0, again.stderr
-    assert "Leaderboard (3 trials" in again.stdout
+    assert "Leaderboard (4 trials" in again.stdout
     statuses = json.loads(main(capfd, "report", "o/iris", "--format", "json").stdout)
-    assert sorted(r["status"] for r in statuses) == ["completed"] * 3
+    assert sorted(r["status"] for r in statuses) == ["completed"] * 4
 
 
 def _write_bad_inputs(tmp_path):

@@ -40,7 +40,7 @@ from ktplus.training._fused import (
     member_plan,
     member_targets,
 )
-from ktplus.tuners._fast_path import has_known_fit, tuned_batch_size
+from ktplus.tuners._fast_path import tuned_batch_size
 
 #: ``pack="auto"``: how many trials one ask takes at most. Oracles that do
 #: not learn from finished trials lose little by proposing many at once;
@@ -63,14 +63,12 @@ def pack_size(tuner: Any) -> int:
     ``HyperModel.fit``, several executions per trial, cross-validation, a
     distributed search, or a backend other than TensorFlow)."""
     from ktplus.tuners import _distributed
-    from ktplus.tuners._tuner import Tuner
 
     value = tuner.options.pack
     if "pack" not in tuner.fast_path or "data" not in tuner.fast_path or value == 1:
         return 1
     hm = tuner.hypermodel
-    if (type(tuner).run_trial is not Tuner.run_trial or not isinstance(hm, BaseHyperModel)
-            or not has_known_fit(hm) or getattr(tuner, "executions_per_trial", 1) != 1
+    if (not tuner._runs_model_fit() or not isinstance(hm, BaseHyperModel) or getattr(tuner, "executions_per_trial", 1) != 1
             or tuner.options.cv is not None or _distributed.is_worker() or _distributed.is_chief()
             or keras.backend.backend() != "tensorflow"):
         return 1

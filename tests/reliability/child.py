@@ -80,8 +80,9 @@ def main(directory: str) -> None:
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int64")
     hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=[4, 8, 16, 32])
+    # One trial at a time (pack=1): the kill points count events of the trial that began last.
     tuner = Search(hm, objective="val_accuracy", max_trials=4, seed=1, directory=directory,
-                   project_name="p", early_stopping=10, pruning="median")
+                   project_name="p", early_stopping=10, pruning="median", pack=1)
     tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=3, verbose=0, callbacks=[Killer()])
     model = tuner.get_best_models(1)[0]
     print("best model loaded", model.count_params(), flush=True)

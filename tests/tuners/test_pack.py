@@ -47,7 +47,7 @@ def _search(tmp_path, data, pack, name, trials=8, **kwargs):
     (x, y), val = data
     tuner = ktplus.RandomSearch(_space(), objective="val_loss", max_trials=trials, seed=3, directory=tmp_path,
                                 project_name=name, early_stopping=1, pack=pack, **kwargs)
-    tuner.search(x, y, validation_data=val, epochs=12, shuffle=False, verbose=0)
+    tuner.search(x, y, validation_data=val, epochs=8, shuffle=False, verbose=0)
     return tuner
 
 
@@ -239,7 +239,8 @@ def test_a_fused_trials_checkpoint_loads_as_an_unfused_ones(tmp_path, data):
     load_model) starts at its own learning rate, as from an unfused trial's checkpoint: not at the
     decayed rate the member ended with."""
     (x, y), val = data
-    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, learning_rate=[1e-2, 3e-2])
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, dropout=0.0,
+                                learning_rate=[1e-2, 3e-2])  # a grid of two trials
     for pack in (2, 1):
         tuner = ktplus.GridSearch(hm, objective="val_accuracy", directory=tmp_path, project_name=f"p{pack}",
                                   lr_decay="exponential", pack=pack)
