@@ -56,11 +56,11 @@ def _final_weights(tuner, trial):
 
 
 def test_fused_members_train_as_each_trial_alone(tmp_path, data):
-    fused = _search(tmp_path, data, 8, "fused")
-    alone = _search(tmp_path, data, 1, "alone")
+    fused = _search(tmp_path, data, 6, "fused", trials=6)
+    alone = _search(tmp_path, data, 1, "alone", trials=6)
     assert not alone.packed_trials
     trials = {t.trial_id: t for t in fused.oracle.trials.values()}
-    assert set(trials) == set(alone.oracle.trials) and len(trials) == 8
+    assert set(trials) == set(alone.oracle.trials) and len(trials) == 6
     # Members of one fused model: at least one group mixes widths (masked) and settings.
     assert any(n >= 2 for n in fused.packed_trials.values())
     widths = {(trials[t].hyperparameters.get("units_0"), trials[t].hyperparameters.get("units_1"))
