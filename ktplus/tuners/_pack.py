@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -145,8 +145,7 @@ class _Member:
     model: keras.Model
     plan: MemberPlan
     key: tuple
-    callbacks: Any = None
-    fit_callbacks: list = field(default_factory=list)
+    callbacks: Any = None  # a keras CallbackList: the member's own callbacks, then its History
     history: Any = None
     error: BaseException | None = None
     active: bool = True
@@ -303,7 +302,7 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
             if hm.needs_statistics:
                 hm._prepare_fit(hp, m.model, args, member_kwargs)
             class_weights.append(class_weight_vector(member_kwargs.get("class_weight"), hm.num_classes))
-            callbacks = m.fit_callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
+            callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
             m.history = keras.callbacks.History()
             m.model.stop_training = False
             # Built as an unfused fit builds it: the checkpoint's optimizer then holds the variables a
@@ -335,7 +334,7 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
                     m.error = error
     for m in group:
         if m.error is None:
-            tuner._flush_checkpoints(m.trial, m.fit_callbacks)
+            tuner._flush_checkpoints(m.trial, m.callbacks.callbacks)
             save_build_config(tuner, m.trial, m.model)
 
 
