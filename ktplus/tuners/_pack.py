@@ -239,25 +239,30 @@ def _building(tuner: Any, trial: Any) -> Iterator[None]:
         tuner._building = None
 
 
+def _member(tuner: Any, trial: Any, fit_kwargs: dict) -> _Member | None:
+    """``trial``'s freshly built model as a member, or None when it cannot
+    be fused (it then runs alone, and fails there as usual if its build does)."""
+    hp = trial.hyperparameters
+    try:
+        with _building(tuner, trial):
+            model = tuner._try_build(hp)
+    except Exception:
+        return None
+    plan = member_plan(model)
+    if plan is None:
+        return None
+    kwargs = _hyperband_fit(hp, fit_kwargs)
+    key = (plan.key, tuned_batch_size(tuner.hypermodel, hp, kwargs), kwargs.get("epochs"),
+           kwargs.get("initial_epoch", 0))
+    return _Member(trial, model, plan, key)
+
+
 def run_pack(tuner: Any, trials: list[Any], fit_args: tuple, fit_kwargs: dict) -> dict[str, Any]:
     """Trains the fusable groups among ``trials``; returns each trained
-    trial's results (a list of one History) or the error it raised, by
-    trial id. Trials not returned run as usual."""
-    hm = tuner.hypermodel
-    members: list[_Member] = []
-    for trial in trials:
-        hp = trial.hyperparameters
-        try:
-            with _building(tuner, trial):
-                model = tuner._try_build(hp)
-        except Exception:  # the trial runs alone, and fails there as usual
-            continue
-        plan = member_plan(model)
-        if plan is None:
-            continue
-        kwargs = _hyperband_fit(hp, fit_kwargs)
-        key = (plan.key, tuned_batch_size(hm, hp, kwargs), kwargs.get("epochs"), kwargs.get("initial_epoch", 0))
-        members.append(_Member(trial, model, plan, key))
+    trial's results (a list of Histories: one, or one per cross-validation
+    fold) or the error it raised, by trial id. Trials not returned run as
+    usual."""
+    members = [m for m in (_member(tuner, trial, fit_kwargs) for trial in trials) if m is not None]
     by_key: dict[tuple, list[_Member]] = {}
     for m in members:
         by_key.setdefault(m.key, []).append(m)
@@ -270,19 +275,52 @@ def run_pack(tuner: Any, trials: list[Any], fit_args: tuple, fit_kwargs: dict) -
         start = time.time()
         try:
             with tuner._fast.trial():
-                _train(tuner, group, fit_args, _hyperband_fit(group[0].trial.hyperparameters, fit_kwargs))
+                trained = _train_folds(tuner, group, fit_args, fit_kwargs)
         except Exception:  # preparing or finishing the fused fit failed: each member runs alone instead
             for m in group:
                 tuner._restart_recorder(m.trial)
             continue
         for m in group:
             tuner._recorder(m.trial).start = start  # its trial_seconds: the group's training
-            results[m.trial.trial_id] = m.error if m.error is not None else [m.history]
+            results[m.trial.trial_id] = trained[m.trial.trial_id]
             tuner.packed_trials[m.trial.trial_id] = len(group)
     return results
 
 
-def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) -> None:
+def _train_folds(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) -> dict[str, Any]:
+    """Trains ``group`` fused: once, or with cross-validation once per fold
+    (each fold's members freshly built, as each fold of an unfused trial
+    builds its model; a member whose fold was pruned or failed ends its
+    trial there, as `Tuner._run_folds` ends it). Returns each member's
+    Histories, or the error its trial raised, by trial id."""
+    cv = tuner._cv
+    kwargs = _hyperband_fit(group[0].trial.hyperparameters, fit_kwargs)
+    if cv is None:
+        _train(tuner, group, fit_args, kwargs)
+        return {m.trial.trial_id: m.error if m.error is not None else [m.history] for m in group}
+    histories: dict[str, Any] = {m.trial.trial_id: [] for m in group}
+    live = group
+    for fold in cv.folds:
+        if fold.index > 0:
+            rebuilt = [_member(tuner, m.trial, fit_kwargs) for m in live]
+            if any(m is None or m.key != rebuilt[0].key for m in rebuilt):  # type: ignore[union-attr]
+                raise RuntimeError("a fold's models no longer fuse")
+            live = [m for m in rebuilt if m is not None]
+        fold_args, fold_kwargs = cv.fold_inputs(fold.index, fit_args, kwargs)
+        with tuner._fast.fold(fold.index):
+            _train(tuner, live, fold_args, fold_kwargs, fold.index)
+        for m in live:
+            if m.error is not None:
+                histories[m.trial.trial_id] = m.error
+            else:
+                histories[m.trial.trial_id].append(m.history)
+        live = [m for m in live if m.error is None and not tuner._recorder(m.trial).pruned]
+        if not live:
+            break
+    return histories
+
+
+def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict, fold: int | None = None) -> None:
     from ktplus.tuners._data_prep import training_data
 
     hm = tuner.hypermodel
@@ -302,7 +340,7 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict) 
             if hm.needs_statistics:
                 hm._prepare_fit(hp, m.model, args, member_kwargs)
             class_weights.append(class_weight_vector(member_kwargs.get("class_weight"), hm.num_classes))
-            callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given))
+            callbacks = tuner._member_callbacks(m.trial, trial_callbacks(tuner, m.trial, given), fold)
             m.history = keras.callbacks.History()
             m.model.stop_training = False
             # Built as an unfused fit builds it: the checkpoint's optimizer then holds the variables a

@@ -90,6 +90,46 @@ def test_fused_members_train_as_each_trial_alone(tmp_path, data):
     assert set(fused.packed_trials) <= set(trials)
 
 
+def test_fused_members_train_as_each_trial_alone_in_every_fold(tmp_path, data):
+    (x, y), _ = data
+
+    def search(pack, name):
+        tuner = ktplus.RandomSearch(_space(class_weight=None), objective="val_loss", max_trials=4, seed=5,
+                                    directory=tmp_path, project_name=name, early_stopping=1, cv=2, pack=pack)
+        tuner.search(x, y, epochs=6, shuffle=False, verbose=0)
+        return tuner
+
+    fused, alone = search(4, "fused"), search(1, "alone")
+    assert any(n >= 2 for n in fused.packed_trials.values()) and not alone.packed_trials
+    epochs = set()
+    for tid, a in alone.oracle.trials.items():
+        t = fused.oracle.trials[tid]
+        assert t.hyperparameters.values == a.hyperparameters.values and t.status == a.status == "COMPLETED"
+        assert t.score == pytest.approx(a.score, rel=1e-4, abs=1e-5), tid
+        for name in ("epochs_run", "val_accuracy", "best_epoch"):  # the folds' mean, as trained alone
+            assert t.metrics.get_last_value(name) == pytest.approx(a.metrics.get_last_value(name),
+                                                                    rel=1e-4, abs=1e-5), (tid, name)
+        epochs.add(a.metrics.get_last_value("epochs_run"))
+        for wf, wa in zip(_final_weights(fused, t), _final_weights(alone, a), strict=True):
+            np.testing.assert_allclose(wf, wa, rtol=1e-3, atol=1e-4)  # the best epoch over every fold
+    assert len(epochs) >= 2
+
+
+def test_a_member_failing_in_a_fold_ends_its_trial_there(tmp_path, data):
+    (x, y), _ = data
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=8, dropout=0.0,
+                                optimizer="sgd", learning_rate=[1e-2, 1e12])
+    tuner = ktplus.GridSearch(hm, objective="val_accuracy", directory=tmp_path, project_name="p", pack=2, cv=2)
+    tuner.search(x * 1e3, y, epochs=2, verbose=0)
+    status = {t.hyperparameters.get("learning_rate"): t for t in tuner.oracle.trials.values()}
+    assert {lr: t.status for lr, t in status.items()} == {1e-2: "COMPLETED", 1e12: "FAILED"}
+    assert len(tuner.packed_trials) == 2
+    # The surviving member trained the second fold too (fused alone); the failed one stopped at the first.
+    good, bad = status[1e-2].trial_id, status[1e12].trial_id
+    assert tuner.curves.path(good, 0).exists() and tuner.curves.path(good, 1).exists()
+    assert not tuner.curves.path(bad, 1).exists()
+
+
 def test_fused_trials_keep_every_record(tmp_path, data):
     (x, y), val = data
     tuner = ktplus.RandomSearch(_space(), objective="val_accuracy", max_trials=6, seed=1, directory=tmp_path,
