@@ -14,12 +14,25 @@ is saved with keras-tuner's oracle state (``oracle.json``) after every
 trial and joined back by trial id, so a resumed sampler knows every
 finished trial. In keras-tuner's chief/worker mode the oracle, and so the
 sampler, lives on the chief.
+
+With ``storage=`` the study lives in an Optuna storage shared by every
+worker process that runs the same search (`ktplus.oracles._storage`): each
+worker asks the shared study for its next trial (keras-tuner's trial id is
+the Optuna trial number, so every worker's records land side by side in
+the shared project directory), keeps the trial's heartbeat and intermediate
+values in the storage while it trains, and tells it how the trial ended.
+``max_trials`` counts the study's trials across all workers (a retry of a
+stale trial runs in its place); the study, not ``oracle.json``, is then
+the sampler's memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import time
+import warnings
 from typing import Any, Literal
 
 import keras_tuner
@@ -27,9 +40,11 @@ import optuna
 from optuna.trial import TrialState
 
 from ktplus._compat import TrialStatus
+from ktplus._errors import invalid
 from ktplus._facts import CURVES_DIR, is_pruned
 from ktplus._pareto import objective_directions, objective_values
 from ktplus._seed import check_seed, oracle_seed
+from ktplus.oracles import _storage
 from ktplus.oracles._samplers import check_sampler, make_sampler, quiet_optuna
 from ktplus.oracles._space import active_params, suggest
 
@@ -71,9 +86,26 @@ class OptunaOracle(keras_tuner.Oracle):
         tune_new_entries: As keras-tuner's oracles.
         max_retries_per_trial: As keras-tuner's oracles.
         max_consecutive_failed_trials: As keras-tuner's oracles.
+        storage: None (default: the study lives in memory, its state in
+            ``oracle.json``), or where a study shared by many worker
+            processes lives: a database URL (``sqlite:///search.db``,
+            ``postgresql://user:password@host/db``, ``mysql://...``: an
+            `optuna.storages.RDBStorage` with Optuna's heartbeats), a
+            journal file path (`optuna.storages.JournalStorage`), or any
+            `optuna.storages.BaseStorage`. Every process running the same
+            search with the same storage and ``study_name`` joins the
+            study; ``max_trials`` counts its trials across all of them.
+        study_name: The shared study's name (needed with ``storage``).
+        heartbeat_interval: With ``storage``: seconds between a running
+            trial's heartbeats (a given RDBStorage keeps its own).
+        grace_period: With ``storage``: seconds without a heartbeat after
+            which a trial is stale: the next worker that asks fails it and
+            re-queues it once with the same parameters. None: twice
+            ``heartbeat_interval``.
 
     Attributes:
-        study: The in-memory `optuna.Study` (its trials mirror keras-tuner's).
+        study: The `optuna.Study`: in memory (its trials mirror
+            keras-tuner's), or the shared study in ``storage``.
         sampler: The Optuna sampler.
 
     Example:
@@ -95,6 +127,10 @@ class OptunaOracle(keras_tuner.Oracle):
         tune_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        storage: Any = None,
+        study_name: str | None = None,
+        heartbeat_interval: int = 60,
+        grace_period: int | None = None,
     ) -> None:
         from ktplus._objectives import create_objective
 
@@ -102,6 +138,11 @@ class OptunaOracle(keras_tuner.Oracle):
         self.directions = study_directions(objective)
         check_sampler(sampler, self.directions)
         seed = check_seed(seed)
+        #: The shared study's storage (None: the study lives in memory).
+        self.storage: Any = None
+        self.study_name: str | None = None
+        if storage is not None:
+            self._open_storage(storage, study_name, objective, heartbeat_interval, grace_period)
         super().__init__(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
                          allow_new_entries=allow_new_entries, tune_new_entries=tune_new_entries,
                          seed=oracle_seed(seed),
@@ -111,10 +152,26 @@ class OptunaOracle(keras_tuner.Oracle):
         self.seed: int = int(self.seed)
         self._seed_state = self.seed
         self.sampler_name: str | None = sampler.lower() if isinstance(sampler, str) else None
-        self.sampler = make_sampler(sampler, self.seed)
-        self.study = self._new_study()
         #: keras-tuner trial id -> Optuna trial number.
         self._numbers: dict[str, int] = {}
+        #: keras-tuner trial id -> the Optuna trial's storage id (trials this process asked).
+        self._optuna_ids: dict[str, int] = {}
+        #: The heartbeat threads of this process's running trials, by keras-tuner trial id.
+        self._keepers: dict[str, _storage.TrialKeeper] = {}
+        #: Set when a trial of this worker was failed as stale by another: it asks no more.
+        self.lost_trial: str | None = None
+        self._space_checked = False
+        self.sampler: optuna.samplers.BaseSampler
+        if self.storage is not None:
+            self.seed = self._shared_seed(seed)
+            self._seed_state = self.seed
+            # Every worker samples with its own generator (one seed everywhere would make every
+            # worker draw the same configurations); QMC's one sequence is shared through the study.
+            self.sampler = make_sampler(sampler, self.seed if self.sampler_name == "qmc" else None)
+            self.study.sampler = self.sampler
+        else:
+            self.sampler = make_sampler(sampler, self.seed)
+            self.study = self._new_study()
         #: Oversized trials waiting for a completed trial's values.
         self._waiting_infeasible: list[str] = []
         #: Enqueued configurations (`ktplus.Tuner.enqueue_trial`).
@@ -124,7 +181,206 @@ class OptunaOracle(keras_tuner.Oracle):
         with quiet_optuna():
             return optuna.create_study(sampler=self.sampler, directions=list(self.directions))
 
+    # -- a shared study (storage=) -------------------------------------------------
+
+    def _open_storage(self, storage: Any, study_name: Any, objective: Any, heartbeat_interval: Any,
+                      grace_period: Any) -> None:
+        """Connects to the storage and joins (or creates) the study, after
+        refusing what cannot work; nothing is written before the checks."""
+        interval, grace = _storage.check_heartbeat(heartbeat_interval, grace_period)
+        if not isinstance(study_name, str) or not study_name:
+            raise invalid("study_name", study_name, "the shared study's name (a non-empty string) with storage=")
+        opened = _storage.open_storage(storage, interval, grace)
+        self._described = _storage.describe_storage(storage)
+        names, directions = objective_directions(objective)
+        self._objective_attr = [[n, d] for n, d in zip(names, directions)]
+        _storage.check_existing_study(opened, study_name, self.directions, self._objective_attr,
+                                      self._described)
+        self.storage, self.study_name = opened, study_name
+        self.heartbeat_interval, self.grace_period = _storage.heartbeat_settings(opened, interval, grace)
+        with quiet_optuna():
+            self.study = optuna.create_study(storage=opened, study_name=study_name,
+                                             directions=list(self.directions), load_if_exists=True,
+                                             sampler=optuna.samplers.RandomSampler())
+        if _storage.OBJECTIVE_ATTR not in opened.get_study_system_attrs(self.study._study_id):
+            opened.set_study_system_attr(self.study._study_id, _storage.OBJECTIVE_ATTR, self._objective_attr)
+
+    def _shared_seed(self, given: int | None) -> int:
+        """The search's seed, the same in every worker: the given one, else
+        the one the study recorded (the first worker's draw)."""
+        sid = self.study._study_id
+        recorded = self.storage.get_study_system_attrs(sid).get(_storage.SEED_ATTR)
+        if given is None and isinstance(recorded, int):
+            return int(recorded)
+        if recorded is None:
+            self.storage.set_study_system_attr(sid, _storage.SEED_ATTR, int(self.seed))
+        return int(self.seed)
+
+    def _trial_id_of(self, number: int) -> str:
+        """keras-tuner's trial id for the study's trial ``number`` (padded as
+        keras-tuner pads its own)."""
+        return f"{number:0{len(str(self.max_trials))}d}"
+
+    def _check_space(self) -> None:
+        """Refuses a study of another search space (once, at the first ask:
+        the space is known once the hypermodel was built), and records this
+        one on a study that has none."""
+        if self._space_checked:
+            return
+        sid = self.study._study_id
+        ours = _storage.space_fingerprint(self.get_space())
+        _storage.check_space(self.storage, sid, self.study_name or "", ours, self._described)
+        if _storage.SPACE_ATTR not in self.storage.get_study_system_attrs(sid):
+            self.storage.set_study_system_attr(sid, _storage.SPACE_ATTR, ours)
+        self._space_checked = True
+
+    def _enqueue_shared(self) -> None:
+        """Moves `ktplus.Tuner.enqueue_trial`'s pending entries into the shared
+        study (Optuna's queue, which any worker pops); an entry another
+        worker (or a resumed run) already put there is not added twice."""
+        if self.queue is None:
+            return
+        with quiet_optuna():
+            while (entry := self.queue.take("optuna-study")) is not None:
+                self.study.enqueue_trial(entry, skip_if_exists=True)
+
+    def _mark_stale(self, frozen: Any) -> None:
+        """A trial failed as stale by this worker: its keras-tuner record (written
+        by the lost worker in the shared project directory) says FAILED."""
+        trial_id = frozen.user_attrs.get(TRIAL_ID_ATTR)
+        directory = getattr(self, "_directory", None)
+        if trial_id is None or directory is None:
+            return
+        path = os.path.join(str(directory), self._project_name, f"trial_{trial_id}", "trial.json")
+        if not os.path.isfile(path):
+            return
+        try:
+            record = keras_tuner.engine.trial.Trial.load(path)
+        except Exception:  # a record being written: the worker that resumes it decides
+            return
+        if record.status != TrialStatus.RUNNING:
+            return
+        record.status = TrialStatus.FAILED
+        record.message = (f"Worker lost: no heartbeat in the storage for {self.grace_period} s (killed, "
+                          f"machine lost or stalled); Optuna trial {frozen.number} was failed as stale and "
+                          "re-queued once with the same hyperparameters.")
+        from ktplus._atomic import atomic_write_json
+
+        atomic_write_json(path, record.get_state())
+
+    def _ask_shared(self) -> Any:
+        """The shared study's next trial within ``max_trials``, or None when
+        the search is over.
+
+        Stale trials are failed (and re-queued) first; a waiting trial (a
+        retry, an enqueued one) is taken before a new one is sampled. The
+        budget counts the study's trials that are not retries; an ask that
+        lost a race for the last places is told failed as surplus (never
+        counted) and the ask repeats. While the budget is spent but other
+        workers' trials still run, a worker waits: one of them may go stale
+        and come back as a retry."""
+        storage, sid = self.storage, self.study._study_id
+        mine = set(self._optuna_ids.values())
+        while True:
+            with quiet_optuna():  # (Optuna's retry callback is experimental)
+                _storage.fail_stale_trials(self.study, self.grace_period, self._mark_stale)
+            trials = storage.get_all_trials(sid, deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            counted = sum(1 for t in trials if _storage.counts_toward_budget(t))
+            if waiting or not self.max_trials or counted < self.max_trials:
+                with quiet_optuna(), _storage.asking(self.study):
+                    trial = self.study.ask()
+                frozen = storage.get_trial(trial._trial_id)
+                if (not self.max_trials or not _storage.counts_toward_budget(frozen)
+                        or _storage.budget_rank(storage.get_all_trials(sid, deepcopy=False),
+                                                frozen.number) < self.max_trials):
+                    return trial
+                storage.set_trial_system_attr(trial._trial_id, _storage.SURPLUS_ATTR, True)
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                continue
+            if not any(t.state == TrialState.RUNNING and t._trial_id not in mine for t in trials):
+                return None
+            time.sleep(min(float(self.heartbeat_interval), 5.0))
+
+    def _create_shared_trial(self, tuner_id: str) -> Any:
+        """keras-tuner's ``create_trial`` over the shared study."""
+        Trial = keras_tuner.engine.trial.Trial
+        if tuner_id in self.ongoing_trials:
+            return self.ongoing_trials[tuner_id]
+        self.tuner_ids.add(tuner_id)
+        if self._retry_queue:  # keras-tuner's retry of this worker's own trial (max_retries_per_trial)
+            trial = self.trials[self._retry_queue.pop()]
+            trial.status = TrialStatus.RUNNING
+            self.ongoing_trials[tuner_id] = trial
+            self.save()
+            self._display.on_trial_begin(trial)
+            return trial
+        self._check_space()
+        self._enqueue_shared()
+        asked = None if self.lost_trial is not None else self._ask_shared()
+        if asked is None:
+            self.tuner_ids.discard(tuner_id)
+            hps = self.hyperparameters.copy()
+            return Trial(hyperparameters=hps, trial_id=self._trial_id_of(len(self.trials)),
+                         status=TrialStatus.STOPPED)
+        trial_id = self._trial_id_of(asked.number)
+        with quiet_optuna():
+            values = suggest(asked, self.get_space())
+            asked.set_user_attr(TRIAL_ID_ATTR, trial_id)
+        self._numbers[trial_id] = asked.number
+        self._optuna_ids[trial_id] = asked._trial_id
+        self._keepers[trial_id] = _storage.TrialKeeper(self.storage, asked._trial_id, self.heartbeat_interval,
+                                                      lambda: self._curve(trial_id))
+        hps = self.hyperparameters.copy()
+        hps.values = values
+        trial = Trial(hyperparameters=hps, trial_id=trial_id, status=TrialStatus.RUNNING)
+        self._record_values(trial)
+        self.ongoing_trials[tuner_id] = trial
+        self.trials[trial_id] = trial
+        self.start_order.append(trial_id)
+        self._save_trial(trial)
+        self.save()
+        self._display.on_trial_begin(trial)
+        return trial
+
+    def _still_owned(self, trial_id: str) -> bool:
+        """Whether this worker's trial is still RUNNING in the storage (not
+        failed as stale by another worker while this one stalled)."""
+        optuna_id = self._optuna_ids.get(str(trial_id))
+        if optuna_id is None:
+            return True
+        return self.storage.get_trial(optuna_id).state == TrialState.RUNNING
+
+    def _give_up(self, trial: Any) -> None:
+        """This worker's trial was taken from it (failed as stale while it
+        stalled): its records and the study are left as the other worker
+        left them, and this worker asks no more."""
+        trial_id = str(trial.trial_id)
+        self._stop_keeper(trial_id)
+        self.lost_trial = trial_id
+        for tuner_id, ongoing in list(self.ongoing_trials.items()):
+            if ongoing.trial_id == trial_id:
+                self.ongoing_trials.pop(tuner_id)
+        warnings.warn(
+            f"ktplus: trial {trial_id} (Optuna trial {self._numbers.get(trial_id)} of study "
+            f"{self.study_name!r}) was failed as stale by another worker while this one went "
+            f"{self.grace_period} s without a heartbeat; its result is not told and this worker stops.",
+            RuntimeWarning, stacklevel=3)
+
+    def _stop_keeper(self, trial_id: str) -> None:
+        keeper = self._keepers.pop(str(trial_id), None)
+        if keeper is not None:
+            keeper.stop()
+
     # -- ask -------------------------------------------------------------------
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str) -> Any:
+        """keras-tuner's ``create_trial``; with ``storage``, the shared study's
+        next trial (keras-tuner's trial id from the Optuna trial number)."""
+        if self.storage is None:
+            return super().create_trial(tuner_id)
+        return self._create_shared_trial(tuner_id)
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         """Asks the sampler for a configuration (an enqueued one first)."""
@@ -138,11 +394,24 @@ class OptunaOracle(keras_tuner.Oracle):
         self._numbers[str(trial_id)] = trial.number
         return {"status": TrialStatus.RUNNING, "values": values}
 
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: dict[str, Any], step: int = 0) -> Any:
+        """keras-tuner's ``update_trial``; with ``storage``, a trial another
+        worker failed as stale meanwhile keeps the record that worker wrote."""
+        if self.storage is not None and not self._still_owned(trial_id):
+            return self.trials[trial_id]
+        return super().update_trial(trial_id, metrics, step)
+
     # -- tell ------------------------------------------------------------------
 
     @keras_tuner.synchronized
     def end_trial(self, trial: Any) -> None:
-        """keras-tuner's ``end_trial``, then tells the sampler how it ended."""
+        """keras-tuner's ``end_trial``, then tells the sampler how it ended.
+        With ``storage``, a trial another worker failed as stale meanwhile is
+        neither recorded nor told (`lost_trial`)."""
+        if self.storage is not None and not self._still_owned(trial.trial_id):
+            self._give_up(trial)
+            return
         try:
             super().end_trial(trial)
         finally:
@@ -161,25 +430,40 @@ class OptunaOracle(keras_tuner.Oracle):
         number = self._numbers.get(str(trial_id))
         if trial is None or number is None or trial_id in self._retry_queue:
             return False
-        frozen = self.study.get_trials(deepcopy=False)[number]
+        if self.storage is not None:
+            optuna_id = self._optuna_ids.get(str(trial_id))
+            if optuna_id is None:  # another worker's trial (a resumed reader): its worker tells it
+                return False
+            frozen = self.storage.get_trial(optuna_id)
+        else:
+            frozen = self.study.get_trials(deepcopy=False)[number]
         if frozen.state.is_finished():
+            self._stop_keeper(trial_id)
             return False
         state, values, curve = self._outcome(trial)
-        with quiet_optuna():
-            live = optuna.trial.Trial(self.study, frozen._trial_id)
-            if state == "infeasible":
-                live.set_constraint(SIZE_CONSTRAINT, 1.0)
-                worst = self._worst_values()
-                if worst is None:
-                    self._waiting_infeasible.append(str(trial_id))
-                else:
-                    self.study.tell(number, worst)
-                return True
-            for step, value in curve.items():
-                live.report(value, step)
-            self.study.tell(number, values, state=state)
-            if state == TrialState.COMPLETE and self._waiting_infeasible:
-                self._tell_waiting()
+        try:
+            with quiet_optuna():
+                live = optuna.trial.Trial(self.study, frozen._trial_id)
+                if state == "infeasible":
+                    live.set_constraint(SIZE_CONSTRAINT, 1.0)
+                    worst = self._worst_values()
+                    if worst is None:
+                        self._waiting_infeasible.append(str(trial_id))
+                    else:
+                        self._stop_keeper(trial_id)
+                        self.study.tell(number, worst)
+                    return True
+                for step, value in curve.items():
+                    if frozen.intermediate_values.get(step) != value:
+                        live.report(value, step)
+                self._stop_keeper(trial_id)
+                self.study.tell(number, values, state=state)
+                if state == TrialState.COMPLETE and self._waiting_infeasible:
+                    self._tell_waiting()
+        except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale between the check and the tell
+            self._stop_keeper(trial_id)
+            self.lost_trial = str(trial_id)
+            return False
         return True
 
     def _tell_waiting(self) -> None:
@@ -187,7 +471,9 @@ class OptunaOracle(keras_tuner.Oracle):
         if worst is None:
             return
         for trial_id in self._waiting_infeasible:
-            self.study.tell(self._numbers[trial_id], worst)
+            self._stop_keeper(trial_id)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                self.study.tell(self._numbers[trial_id], worst)
         self._waiting_infeasible = []
 
     def _outcome(self, trial: Any) -> tuple[Any, Any, dict[int, float]]:
@@ -229,6 +515,9 @@ class OptunaOracle(keras_tuner.Oracle):
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
+        if self.storage is not None:  # the study is the sampler's memory; oracle.json names it
+            state["optuna"] = {"storage": self._described, "study_name": self.study_name}
+            return state
         trials = self.study.get_trials(deepcopy=False)
         state["optuna"] = {
             "study_system_attrs": dict(self.study._storage.get_study_system_attrs(self.study._study_id)),
@@ -246,7 +535,29 @@ class OptunaOracle(keras_tuner.Oracle):
     def reload(self) -> None:
         """keras-tuner's reload, then the study rebuilt from the trial records."""
         super().reload()
+        if self.storage is not None:
+            self._join_records()
+            return
         self._rebuild(getattr(self, "_saved_optuna", {}))
+
+    def _join_records(self) -> None:
+        """A worker joining (or resuming) a shared search: every record in the
+        project directory is known, none is retried here (a trial another
+        worker runs is its own; a lost worker's is failed as stale and
+        re-queued through the study), and keras-tuner ids map to the study's
+        trial numbers."""
+        self.ongoing_trials: dict[str, Any] = {}
+        self._retry_queue: list[str] = []
+        order: list[str] = [t for t in self.start_order if t in self.trials]
+        self.start_order: list[str] = order + sorted(t for t in self.trials if t not in order)
+        ended = set(self.end_order)
+        self.end_order += sorted(t for t, trial in self.trials.items()
+                                 if t not in ended and trial.status != TrialStatus.RUNNING)
+        self._numbers = {}
+        for frozen in self.storage.get_all_trials(self.study._study_id, deepcopy=False):
+            trial_id = str(frozen.user_attrs.get(TRIAL_ID_ATTR))  # (a retry inherits its original's until asked)
+            if trial_id.isdigit() and int(trial_id) == frozen.number:
+                self._numbers[trial_id] = frozen.number
 
     def _rebuild(self, saved: dict[str, Any]) -> None:
         """A fresh study holding every keras-tuner trial, in start order:

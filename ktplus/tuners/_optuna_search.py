@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ktplus._errors import invalid
 from ktplus._seed import check_seed
 from ktplus.oracles import OptunaOracle
 from ktplus.tuners._tuner import _OPTIONS_DOC, Tuner
@@ -20,6 +21,19 @@ class OptunaSearch(Tuner):
     over ``max_model_size``). A killed search resumed with
     ``overwrite=False`` continues with the sampler knowing every finished
     trial; in keras-tuner's chief/worker mode the sampler lives on the chief.
+
+    With ``storage``, the study lives in an Optuna storage and any number of
+    worker processes (on one machine or many, sharing the project
+    directory) run the same search with no chief: each asks the shared
+    study for its next trial, trains it with every ktplus option, keeps its
+    heartbeat and epoch curve (intermediate values) in the storage while it
+    trains, and tells the study how it ended. ``max_trials`` counts the
+    study's trials across all workers. A worker that dies or stalls past
+    ``grace_period`` has its trial failed as stale by the next worker that
+    asks and re-run once, with the same hyperparameters, by one of them; a
+    stalled worker that comes back stops without telling. With a storage,
+    each worker samples with its own generator, so configurations are not
+    reproducible (``seed`` still fixes the folds of ``cv`` and ``refit``).
 
     Args:
         hypermodel: A `keras_tuner.HyperModel` or a model-building function.
@@ -42,6 +56,21 @@ class OptunaSearch(Tuner):
         allow_new_entries: As keras-tuner's tuners.
         max_retries_per_trial: As keras-tuner's tuners.
         max_consecutive_failed_trials: As keras-tuner's tuners.
+        storage: None (default: the study in memory, the search's state in
+            ``oracle.json``), a database URL (``sqlite:///search.db``,
+            ``postgresql://user:password@host/db``, ``mysql://...``: an
+            `optuna.storages.RDBStorage` with Optuna's heartbeats), a journal
+            file path (`optuna.storages.JournalStorage`, for processes on one
+            machine or a shared file system; ktplus records its heartbeats
+            in the trials), or any `optuna.storages.BaseStorage`. An
+            unreachable database, refused credentials, or a study of that
+            name made by another objective or search space is a ValueError
+            before any trial.
+        study_name: The shared study's name; None: ``project_name``.
+        heartbeat_interval: With ``storage``: seconds between a running
+            trial's heartbeats (a given RDBStorage keeps its own settings).
+        grace_period: With ``storage``: seconds without a heartbeat after
+            which a trial is stale. None: twice ``heartbeat_interval``.
         {_OPTIONS_DOC.replace("{{", "{").replace("}}", "}")}
         **kwargs: Keyword arguments of `keras_tuner.Tuner` (``directory``,
             ``project_name``, ``max_model_size``, ``overwrite``, ...).
@@ -69,13 +98,27 @@ class OptunaSearch(Tuner):
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        storage: Any = None,
+        study_name: str | None = None,
+        heartbeat_interval: int = 60,
+        grace_period: int | None = None,
         **kwargs: Any,
     ) -> None:
         seed = check_seed(seed)
         self.seed = seed
+        if storage is not None:
+            if kwargs.get("overwrite"):
+                raise invalid("overwrite", kwargs["overwrite"],
+                              "False with storage=: every worker joins the shared study and project "
+                              "directory (overwrite=True would delete the other workers' records); to "
+                              "start anew, use another study_name and project_name")
+            if study_name is None:
+                study_name = kwargs.get("project_name") or "untitled_project"
         oracle = OptunaOracle(objective=objective, max_trials=max_trials, sampler=sampler, seed=seed,
                               hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
                               allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial,
-                              max_consecutive_failed_trials=max_consecutive_failed_trials)
+                              max_consecutive_failed_trials=max_consecutive_failed_trials,
+                              storage=storage, study_name=study_name,
+                              heartbeat_interval=heartbeat_interval, grace_period=grace_period)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._given_seed = seed

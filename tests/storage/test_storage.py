@@ -1,0 +1,223 @@
+"""`ktplus.OptunaSearch(storage=...)`: worker processes sharing one Optuna
+study with no chief, on a real PostgreSQL server (``conftest.postgres``)
+and on a journal file."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+import ktplus
+from tests.storage.conftest import _free_port
+from tests.storage.worker import build_for_tests
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("worker.py")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _start(directory: Path, storage: str, **env: str) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.Popen([sys.executable, str(WORKER), str(directory), storage], env=environment, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"worker timed out:\n{out}\n{err[-3000:]}")
+    return process.returncode, out, err
+
+
+def _ran(out: str) -> list[str]:
+    """The trial ids a worker ran (its last line: ``done <ids>``)."""
+    lines = [line for line in out.splitlines() if line.startswith("done")]
+    assert lines, out
+    return lines[-1].split()[1:]
+
+
+def _study(storage: str, name: str = "s") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials that count toward max_trials: no retry copy, no surplus ask."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if "failed_trial" not in t.system_attrs and not t.system_attrs.get("ktplus:surplus")]
+
+
+def _record(project: Path, trial_id: str) -> dict:
+    return json.loads((project / f"trial_{trial_id}" / "trial.json").read_text())
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    return x[:64], y[:64], (x[64:], y[64:])
+
+
+def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
+    url = postgres.create_database("three_workers")
+    workers = [_start(tmp_path, url, TRIALS="5") for _ in range(3)]
+    results = [_finish(w) for w in workers]
+    for code, _out, err in results:
+        assert code == 0, err[-3000:]
+    ran = [_ran(out) for _, out, _ in results]
+    every = [t for ids in ran for t in ids]
+    assert sorted(every) == ["0", "1", "2", "3", "4"]  # each trial run by exactly one worker
+    study = _study(url)
+    counted = _counted(study)
+    assert [t.number for t in counted] == [0, 1, 2, 3, 4]
+    assert all(t.state in FINISHED for t in counted)
+    assert all(t.state == TrialState.FAIL for t in study.get_trials() if t not in counted)  # surplus asks only
+    project = tmp_path / "p"
+    for t in counted:
+        trial_id = t.user_attrs["keras_tuner_trial_id"]
+        assert trial_id == str(t.number)
+        assert t.intermediate_values  # every epoch's objective, told to the study
+        record = _record(project, trial_id)
+        assert record["status"] == "COMPLETED"
+        assert (project / f"trial_{trial_id}" / "checkpoint.weights.h5").is_file()
+        sessions = glob.glob(str(project / "tensorboard" / f"trial_{trial_id}" / "*ktplus-session"))
+        assert len(sessions) == 1
+    # A reader in another process sees every worker's trials.
+    reader = ktplus.OptunaSearch(build_for_tests, objective="val_accuracy", max_trials=5, storage=url,
+                                 study_name="s", directory=str(tmp_path), project_name="p")
+    assert sorted(reader.results()["trial_id"]) == ["0", "1", "2", "3", "4"]
+
+
+def test_killed_and_stalled_workers_lose_their_trials_once(postgres, tmp_path):
+    url = postgres.create_database("liveness")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {"TRIALS": "4", "PACK": "1", "MARK": str(marks), "EPOCHS": "2"}
+    killed = _start(tmp_path, url, KILL_AT_EPOCH="1", **env)
+    stalled = _start(tmp_path, url, STOP_AT_EPOCH="1", **env)
+    deadline = time.time() + 300
+    while not (killed.poll() is not None and glob.glob(str(marks / f"{stalled.pid}.1"))):
+        assert time.time() < deadline and stalled.poll() is None, stalled.stderr.read() if stalled.stderr else ""
+        time.sleep(0.2)
+    survivor = _start(tmp_path, url, **env)
+    study = _study(url)
+    while True:  # the survivor fails both trials as stale (no heartbeat for 3 s)
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False) if t.number < 2}
+        if states == {0: TrialState.FAIL, 1: TrialState.FAIL}:
+            break
+        assert time.time() < deadline and survivor.poll() is None
+        time.sleep(0.2)
+    os.kill(stalled.pid, signal.SIGCONT)
+    code_stalled, out_stalled, err_stalled = _finish(stalled)
+    code, out, err = _finish(survivor)
+    assert killed.wait() == -signal.SIGKILL
+    assert code == 0, err[-3000:]
+    assert code_stalled == 0, err_stalled[-3000:]
+    assert "was failed as stale by another worker" in err_stalled
+    assert _ran(out_stalled) in (["0"], ["1"])  # what it held; it asked for nothing more
+    trials = _study(url).get_trials()
+    counted = _counted(_study(url))
+    assert len(counted) == 4  # max_trials: the two lost ones (failed) and two more
+    assert [t.state for t in counted[:2]] == [TrialState.FAIL, TrialState.FAIL]
+    assert all(t.state in FINISHED for t in counted[2:])
+    retries = {t.system_attrs["failed_trial"]: t for t in trials if "failed_trial" in t.system_attrs}
+    assert sorted(retries) == [0, 1]  # each lost trial re-queued once...
+    for number, retry in retries.items():
+        assert retry.params == trials[number].params  # ...with its hyperparameters
+        assert retry.state in FINISHED  # and run by the survivor
+        assert str(retry.number) in _ran(out)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    project = tmp_path / "p"
+    for lost in ("0", "1"):  # the stalled worker did not overwrite the record of the trial it lost
+        record = _record(project, lost)
+        assert record["status"] == "FAILED" and "Worker lost" in record["message"], (lost, record)
+    for t in trials:
+        if t.state in FINISHED:
+            assert _record(project, str(t.number))["status"] == "COMPLETED"
+
+
+def test_a_journal_search_fails_a_dead_workers_trial_and_is_joined_later(tmp_path):
+    journal = str(tmp_path / "search.log")
+    x, y, validation = _data()
+    options = dict(objective="val_accuracy", storage=journal, study_name="s", heartbeat_interval=1,
+                   grace_period=2, directory=str(tmp_path), project_name="p", pack=1)
+    tuner = ktplus.OptunaSearch(build_for_tests, max_trials=2, **options)
+    # A worker that died long ago while its trial ran: ktplus's heartbeat attribute is stale.
+    storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
+    study = optuna.load_study(study_name="s", storage=storage)
+    dead = study.ask()
+    dead.suggest_categorical("units", [4, 8, 16])
+    dead.suggest_float("lr", 1e-3, 1e-1, log=True)
+    storage.set_trial_system_attr(dead._trial_id, "ktplus:heartbeat", time.time() - 60)
+    tuner.search(x, y, validation_data=validation, epochs=2, verbose=0)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+    assert [t.state in FINISHED for t in trials[1:]] == [True, True]
+    assert sorted(tuner.oracle.trials) == ["1", "2"]
+    # Another process joins (here: another tuner) with a larger budget: it runs one more trial.
+    joined = ktplus.OptunaSearch(build_for_tests, max_trials=3, **options)
+    joined.search(x, y, validation_data=validation, epochs=2, verbose=0)
+    assert sorted(joined.oracle._optuna_ids) == ["3"]
+    assert [t.number for t in _counted(study)] == [0, 2, 3]
+    assert sorted(joined.results()["trial_id"]) == ["1", "2", "3"]
+
+
+def test_bad_storage_input_is_refused_before_any_trial(postgres, tmp_path):
+    x, y, validation = _data()
+    directory = tmp_path / "d"
+
+    def search(storage, build=build_for_tests, objective="val_accuracy", **kwargs):
+        return ktplus.OptunaSearch(build, objective=objective, max_trials=2, storage=storage, study_name="s",
+                                   directory=str(directory), project_name="p", **kwargs)
+
+    closed = postgres.url().replace(f":{postgres.port}/", f":{_free_port()}/")  # nothing listens there
+    with pytest.raises(ValueError, match="argument `storage`.*connecting failed") as error:
+        search(closed)
+    assert "s3cret" not in str(error.value) and "***" in str(error.value)
+    with pytest.raises(ValueError, match="argument `storage`.*password authentication failed") as error:
+        search(postgres.url(password="wrong-pw"))
+    assert "wrong-pw" not in str(error.value)
+    assert not directory.exists()
+
+    url = postgres.create_database("bad_input")
+    search(url).search(x, y, validation_data=validation, epochs=1, verbose=0)
+    before = len(_study(url).trials)
+    shutil_rmtree(directory)
+    with pytest.raises(ValueError, match="argument `study_name`.*val_accuracy \\(max\\).*val_loss \\(min\\)"):
+        search(url, objective="val_loss")
+    with pytest.raises(ValueError, match="argument `study_name`.*accuracy \\(max\\)"):
+        search(url, objective="accuracy")
+    assert not directory.exists()
+
+    def other_space(hp):
+        hp.Choice("units", [32, 64])
+        return build_for_tests(hp)
+
+    tuner = search(url, build=other_space)
+    with pytest.raises(ValueError, match="argument `study_name`.*search space.*'units'"):
+        tuner.search(x, y, validation_data=validation, epochs=1, verbose=0)
+    assert len(_study(url).trials) == before
+    assert not glob.glob(str(directory / "p" / "trial_*"))
+    with pytest.raises(ValueError, match="argument `overwrite`"):
+        search(url, overwrite=True)
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
