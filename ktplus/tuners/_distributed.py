@@ -37,6 +37,21 @@ ktplus adds, on keras-tuner's own engine and protocol:
   end another worker's trial nor count twice. The chief also leaves a fence
   file for the (worker, trial) pair, and the worker checks it before writing
   the trial's checkpoint, curve and TensorBoard session.
+* Fused trials (the fast path's "pack", `ktplus.tuners._pack`): a worker
+  asks for up to K trials at once, the k-th under the slot tuner id
+  ``<worker>-pack<k>`` (the first under its own id), and trains them
+  together. The chief counts every slot id as its worker's: the worker's
+  heartbeat covers them; a lost worker's trials, under any of its ids, are
+  all fenced (under the worker's id: its ``owns_trial`` answers for every
+  slot) and freed; a report from the worker about a trial held under any of
+  its ids is taken, and one about a trial no longer held under them is
+  ignored as above. The worker asks under its own id only when it starts a
+  new pack, once every trial it asked for before has ended: a trial still
+  held under one of its slot ids then (a ``search()`` of the worker that
+  was interrupted, maybe with a larger K) goes back to the retry queue. A
+  worker told the search is over leaves with all its idle slot ids, and
+  the worker's own trials never keep it waiting for trials (only other
+  workers' can come back to it).
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -56,7 +72,15 @@ from typing import Any
 import keras_tuner
 
 from ktplus._atomic import atomic_write_json, read_json_dict
-from ktplus._compat import TrialStatus, chief_server, dist_utils, grpc_parts, oracle_lock, trial_module
+from ktplus._compat import (
+    TrialStatus,
+    chief_server,
+    dist_utils,
+    grpc_parts,
+    oracle_lock,
+    requeue_ongoing,
+    trial_module,
+)
 
 WORKERS_DIR = "ktplus_workers"
 CHIEF_MARKER = "_chief.json"
@@ -91,6 +115,22 @@ class ChiefEndedError(keras_tuner.errors.FatalError):
         how = "has ended the search" if state == CHIEF_DONE else "stopped with an error"
         super().__init__(f"ktplus: the chief {how} and no longer serves trials (its marker {marker} says "
                          f"{state!r}); this worker stops")
+
+
+#: A pack's slot tuner id, ``<worker>-pack<k>`` for k >= 1 (`ktplus.tuners._pack.slot_id`).
+_SLOT_ID = re.compile(r"(?P<worker>.+)-pack[1-9][0-9]*")
+
+
+def worker_of(tuner_id: str) -> str:
+    """The worker a tuner id the chief's oracle knows belongs to: ``<worker>``
+    for one of its pack's slot ids ``<worker>-pack<k>``, else the id itself."""
+    match = _SLOT_ID.fullmatch(tuner_id)
+    return match.group("worker") if match else tuner_id
+
+
+def _ids_of(ids: Any, worker: str) -> list[str]:
+    """The tuner ids among ``ids`` that belong to ``worker`` (its own and its slots')."""
+    return [tuner_id for tuner_id in ids if worker_of(tuner_id) == worker]
 
 
 def is_worker() -> bool:
@@ -133,7 +173,9 @@ def fence_path(project_dir: str, tuner_id: str, trial_id: str) -> str:
 
 def owns_trial(tuner: Any, trial_id: str) -> bool:
     """Whether this process may still write the records of ``trial_id``
-    (always, outside a distributed search)."""
+    (always, outside a distributed search). The chief fences a trial under
+    the worker's own id whichever of its slot ids held it, so this answers
+    for the trials of every slot of a pack."""
     if not is_worker():
         return True
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
@@ -174,6 +216,8 @@ class Heartbeat(threading.Thread):
 class WorkerMonitor(threading.Thread):
     """Chief side: declares silent workers lost and frees their trials, and
     notices workers whose heartbeat never appears (an unshared directory).
+    A pack's slot ids are their worker's (`worker_of`): its heartbeat covers
+    them, and a lost worker's trials under all of them are freed.
 
     Args:
         oracle: The chief's oracle.
@@ -218,7 +262,7 @@ class WorkerMonitor(threading.Thread):
         with oracle_lock(self.oracle):
             ids = set(self.oracle.tuner_ids) | set(self.oracle.ongoing_trials)
         now = time.monotonic()
-        for tuner_id in ids:
+        for tuner_id in {worker_of(i) for i in ids}:  # a pack's slots beat with their worker
             beat = self._read(tuner_id)
             seen = self._seen.get(tuner_id)
             if beat is None and seen is None:
@@ -241,45 +285,54 @@ class WorkerMonitor(threading.Thread):
                 self.declare_lost(tuner_id, now - seen[1])
 
     def declare_lost(self, tuner_id: str, silent_for: float) -> None:
+        """Forgets worker ``tuner_id`` and frees every trial it holds, under
+        its own id and its pack's slot ids: each is fenced, then re-queued
+        for another worker or marked failed."""
         with oracle_lock(self.oracle):
-            trial = self.oracle.ongoing_trials.get(tuner_id)
-            self.oracle.tuner_ids.discard(tuner_id)
+            held = [(i, self.oracle.ongoing_trials[i]) for i in _ids_of(list(self.oracle.ongoing_trials), tuner_id)]
+            for i in _ids_of(list(self.oracle.tuner_ids), tuner_id):
+                self.oracle.tuner_ids.discard(i)
             self._seen.pop(tuner_id, None)
             self.lost.append(tuner_id)
-            if trial is None:
+            if not held:
                 print(f"ktplus: worker {tuner_id} stopped responding ({silent_for:.0f} s without a "
                       "heartbeat) while idle", file=sys.stderr, flush=True)
                 return
-            reason = (f"worker {tuner_id} stopped responding ({silent_for:.0f} s without a heartbeat) "
-                      f"during trial {trial.trial_id}")
             # Fence first: from now on the worker's late writes and reports are ignored.
-            try:
-                atomic_write_json(fence_path(self.project_dir, tuner_id, trial.trial_id),
-                                  {"tuner_id": tuner_id, "trial_id": trial.trial_id, "time": time.time()})
-            except OSError as e:
-                print(f"ktplus: could not write the fence file for worker {tuner_id}: {e}", file=sys.stderr)
-            self._lost_by_trial[trial.trial_id] += 1
-            others = set(self.oracle.tuner_ids) - {tuner_id}
-            if not others:
-                reason += "; no other worker is left to re-run it"
-            trial.message = reason
-            # Recorded by hand rather than through end_trial, which may raise on
-            # the consecutive-failure limit before it frees the ongoing slot.
-            self.oracle.ongoing_trials.pop(tuner_id, None)
-            if others and self._lost_by_trial[trial.trial_id] <= LOST_WORKER_REQUEUES:
-                trial.status = TrialStatus.IDLE
-                self.oracle._retry_queue.append(trial.trial_id)
-                action = "re-queued for another worker"
-            else:
-                trial.status = TrialStatus.FAILED
-                self.oracle.end_order.append(trial.trial_id)
-                action = "marked failed"
-            self.oracle._save_trial(trial)
-            tell = getattr(self.oracle, "tell_ended_trial", None)  # OptunaOracle: the sampler learns it
-            if action == "marked failed" and tell is not None:
-                tell(trial.trial_id)
+            for _, trial in held:
+                try:
+                    atomic_write_json(fence_path(self.project_dir, tuner_id, trial.trial_id),
+                                      {"tuner_id": tuner_id, "trial_id": trial.trial_id, "time": time.time()})
+                except OSError as e:
+                    print(f"ktplus: could not write the fence file for worker {tuner_id}: {e}", file=sys.stderr)
+            others = {worker_of(i) for i in self.oracle.tuner_ids} - {tuner_id}
+            told = []
+            for held_id, trial in held:
+                reason = (f"worker {tuner_id} stopped responding ({silent_for:.0f} s without a heartbeat) "
+                          f"during trial {trial.trial_id}")
+                self._lost_by_trial[trial.trial_id] += 1
+                if not others:
+                    reason += "; no other worker is left to re-run it"
+                trial.message = reason
+                # Recorded by hand rather than through end_trial, which may raise on
+                # the consecutive-failure limit before it frees the ongoing slot.
+                self.oracle.ongoing_trials.pop(held_id, None)
+                if others and self._lost_by_trial[trial.trial_id] <= LOST_WORKER_REQUEUES:
+                    trial.status = TrialStatus.IDLE
+                    self.oracle._retry_queue.append(trial.trial_id)
+                    action = "re-queued for another worker"
+                else:
+                    trial.status = TrialStatus.FAILED
+                    self.oracle.end_order.append(trial.trial_id)
+                    action = "marked failed"
+                self.oracle._save_trial(trial)
+                tell = getattr(self.oracle, "tell_ended_trial", None)  # OptunaOracle: the sampler learns it
+                if action == "marked failed" and tell is not None:
+                    tell(trial.trial_id)
+                told.append(f"ktplus: {reason}; the trial is {action}")
             self.oracle.save()
-        print(f"ktplus: {reason}; the trial is {action}", file=sys.stderr, flush=True)
+        for line in told:
+            print(line, file=sys.stderr, flush=True)
 
 
 def chief_marker(project_dir: str) -> str:
@@ -323,7 +376,8 @@ def _caller(context: Any) -> str | None:
 
 def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
     """keras-tuner's OracleServicer that ignores a worker's reports about a
-    trial it no longer owns (calls without ktplus's header: as keras-tuner)."""
+    trial it no longer owns (calls without ktplus's header: as keras-tuner),
+    counting the trials held under a worker's pack slot ids as its own."""
     protos, oracle_chief = grpc_parts()
 
     class FencedServicer(oracle_chief.OracleServicer):  # type: ignore[misc, name-defined]
@@ -333,8 +387,8 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
             tuner_id = _caller(context)
             if tuner_id is None:
                 return True
-            ongoing = self.oracle.ongoing_trials.get(tuner_id)
-            if ongoing is not None and ongoing.trial_id == trial_id:
+            ongoing = self.oracle.ongoing_trials
+            if any(ongoing[i].trial_id == trial_id for i in _ids_of(list(ongoing), tuner_id)):
                 return True
             FencedServicer.fenced_calls += 1
             print(f"ktplus: ignored a late report from worker {tuner_id} about trial {trial_id}, which it "
@@ -343,9 +397,19 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
 
         def CreateTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
+                worker = worker_of(request.tuner_id)
+                if worker == request.tuner_id:
+                    self._requeue_stale_slots(worker)
                 response = super().CreateTrial(request, context)
                 stopped = trial_module.Trial.from_proto(response.trial).status == TrialStatus.STOPPED
-                wait = stopped and bool(set(self.oracle.ongoing_trials) - {request.tuner_id})
+                # Only other workers' trials can come back to this worker (its own would only if it were lost).
+                wait = stopped and any(worker_of(i) != worker for i in self.oracle.ongoing_trials)
+                if stopped and not wait:
+                    # The search is over for this worker: its idle pack slots leave with it (its own
+                    # id leaves when it asks under it, as in keras-tuner), or the chief would wait for them.
+                    for i in _ids_of(list(self.oracle.tuner_ids), worker):
+                        if i != worker and i not in self.oracle.ongoing_trials:
+                            self.oracle.tuner_ids.discard(i)
                 if wait:
                     # The search is full but other workers still run trials: this
                     # worker waits (keras-tuner's IDLE, asked again) so that a trial
@@ -356,10 +420,22 @@ def _fenced_servicer(oracle: Any, project_dir: str) -> Any:
                 elif response.trial.trial_id:
                     # A new lease: a worker given back a trial it once lost owns it again.
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(fence_path(project_dir, request.tuner_id, response.trial.trial_id))
+                        os.unlink(fence_path(project_dir, worker, response.trial.trial_id))
             if wait:
                 time.sleep(IDLE_WAIT)  # outside the lock: the worker's next request comes this much later
             return response
+
+        def _requeue_stale_slots(self, worker: str) -> None:
+            """A worker asks under its own id only to start a new pack, once every
+            trial it asked for before has ended: a trial still held under one of its
+            slot ids (an interrupted ``search()`` of that worker, maybe with a larger
+            K) goes back to the retry queue, as ``_pack.requeue_slots`` does locally."""
+            stale = [i for i in _ids_of(list(self.oracle.ongoing_trials), worker) if i != worker]
+            moved = requeue_ongoing(self.oracle, stale)
+            if moved:
+                self.oracle.save()
+                print(f"ktplus: worker {worker} started anew; the trials it still held under pack slots "
+                      f"({', '.join(moved)}) go back to the retry queue", file=sys.stderr, flush=True)
 
         def UpdateTrial(self, request: Any, context: Any) -> Any:
             with oracle_lock(self.oracle):
