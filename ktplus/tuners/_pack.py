@@ -60,8 +60,12 @@ def _adaptive(oracle: Any) -> bool:
 def pack_size(tuner: Any) -> int:
     """The number of trials ``tuner`` asks for at once (1: pack steps
     aside: off, not ktplus's hypermodel, a custom ``run_trial`` or
-    ``HyperModel.fit``, several executions per trial, cross-validation, a
-    distributed search, or a backend other than TensorFlow)."""
+    ``HyperModel.fit``, several executions per trial, cross-validation, the
+    chief of a distributed search (it trains nothing; each worker packs), a
+    ``distribution_strategy`` (the fused model is not built under it, and
+    keras-tuner's multi-worker mode has several processes share one tuner
+    id, while the chief takes a pack's slots as one process's), or a
+    backend other than TensorFlow)."""
     from ktplus.tuners import _distributed
 
     value = tuner.options.pack
@@ -69,7 +73,8 @@ def pack_size(tuner: Any) -> int:
         return 1
     hm = tuner.hypermodel
     if (not tuner._runs_model_fit() or not isinstance(hm, BaseHyperModel) or getattr(tuner, "executions_per_trial", 1) != 1
-            or tuner.options.cv is not None or _distributed.is_worker() or _distributed.is_chief()
+            or tuner.options.cv is not None or _distributed.is_chief()
+            or getattr(tuner, "distribution_strategy", None) is not None
             or keras.backend.backend() != "tensorflow"):
         return 1
     if value == "auto":
@@ -112,7 +117,10 @@ def requeue_slots(tuner: Any, k: int) -> None:
     """Trials still ongoing under slot ids this search will not ask with
     (an earlier ``search()`` of this tuner, interrupted, asked for more at
     once) go back to the oracle's retry queue, so they run now instead of
-    holding their places forever."""
+    holding their places forever. A distributed worker has nothing to do:
+    the chief holds the trials, and re-queues those still held under the
+    worker's slot ids when the worker asks under its own id (it does so only
+    to start a new pack, whatever its K: `ktplus.tuners._distributed`)."""
     oracle = local_oracle(tuner.oracle)
     if oracle is not tuner.oracle:  # a distributed worker: the chief holds the trials
         return

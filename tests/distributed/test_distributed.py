@@ -1,5 +1,7 @@
 """A real keras-tuner chief and two workers on 127.0.0.1, with ktplus's
-features, and a worker killed with SIGKILL mid-trial.
+features, and a worker killed with SIGKILL mid-trial. Each worker trains
+its trials fused ("pack": K trials asked at once, under slot tuner ids);
+a lost worker's packed trials are all fenced and re-queued.
 
 Each cluster costs three processes that import TensorFlow, so each run
 serves several tests: ``cluster`` (GridSearch, keras-tuner's own oracle, every
@@ -104,6 +106,12 @@ def sessions(run_dir):
     return n
 
 
+def packed(stdout):
+    """A finished node's ``packed_trials`` (trial id -> members of its fused model), as it printed them."""
+    line = next(line for line in stdout.splitlines() if line.startswith("packed "))
+    return json.loads(line[len("packed "):])
+
+
 def requeued_trials(chief_stderr, worker):
     """The trials the chief re-queued after losing ``worker``."""
     return re.findall(rf"worker {worker} stopped responding .* during trial (\d+); the trial is re-queued",
@@ -112,14 +120,15 @@ def requeued_trials(chief_stderr, worker):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """GridSearch: the chief and workers tuner0 and tuner1, plus a stray
-    worker whose directory is not the chief's. Returns the project, each
-    process's (code, stdout, stderr) and the stray worker's directory."""
+    """GridSearch: the chief and workers tuner0 and tuner1 (each training
+    two trials at a time, fused), plus a stray worker whose directory is
+    not the chief's. Returns the project, each process's (code, stdout,
+    stderr) and the stray worker's directory."""
     root = tmp_path_factory.mktemp("grid")
     port = free_port()
     stray = start(root / "other", "tuner2", port, WORKER_TIMEOUT=3)
     try:
-        results = run_cluster(root, port=port)
+        results = run_cluster(root, port=port, PACK=2)
         out, err = stray.communicate(timeout=120)
         results["stray"] = (stray.returncode, out, err)
     finally:
@@ -130,10 +139,12 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def optuna_cluster(tmp_path_factory):
-    """OptunaSearch: the chief and two workers, tuner1 SIGKILLed at its 3rd
-    epoch (mid-trial). Returns the project and each process's results."""
+    """OptunaSearch: the chief and two workers, each asking for three trials
+    at once (6 in all), tuner1 SIGKILLed at its 3rd member epoch (mid-way
+    through its three fused trials). Returns the project and each process's
+    results."""
     root = tmp_path_factory.mktemp("optuna")
-    results = run_cluster(root, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna")
+    results = run_cluster(root, worker_env={1: {"KILL_AT_EPOCH": 3}}, WORKER_TIMEOUT=4, TUNER="optuna", PACK=3)
     return root / "d", results
 
 
@@ -142,9 +153,11 @@ def guide_cluster(tmp_path_factory):
     """keras-tuner's distributed guide as written: ``overwrite=True`` in the
     chief and in both workers, the workers started once the chief's search
     runs (its marker exists). Both workers build their tuners, then search
-    together; tuner1 is SIGSTOPped at its 2nd epoch (mid-trial) and stays
-    stopped until tuner0 (slow epochs) and the chief have exited, far longer
-    than ``worker_timeout``, then gets SIGCONT. Returns the project and each
+    together; tuner1, asking for two trials at once (tuner0 for one: the
+    three trials), is SIGSTOPped at its 2nd member epoch (mid-way through
+    its two fused trials) and stays stopped until tuner0 (slow epochs) and
+    the chief have exited, far longer than ``worker_timeout``, then gets
+    SIGCONT. Returns the project and each
     process's ``(code, stdout, stderr)``, None for a process still running
     at its deadline."""
     root = tmp_path_factory.mktemp("guide")
@@ -157,8 +170,8 @@ def guide_cluster(tmp_path_factory):
     results = {}
     try:
         wait_for(lambda: marker.exists() or procs["chief"].poll() is not None, "the chief's search to start")
-        procs["tuner0"] = start_logged(root, "tuner0", port, logs, GATE=gate, SLOW_EPOCH=1, **env)
-        procs["tuner1"] = start_logged(root, "tuner1", port, logs, GATE=gate, STOP_AT_EPOCH=2, **env)
+        procs["tuner0"] = start_logged(root, "tuner0", port, logs, GATE=gate, SLOW_EPOCH=1, PACK=1, **env)
+        procs["tuner1"] = start_logged(root, "tuner1", port, logs, GATE=gate, STOP_AT_EPOCH=2, PACK=2, **env)
         wait_for(lambda: all(Path(f"{gate}.{w}").exists() or procs[w].poll() is not None
                              for w in ("tuner0", "tuner1")), "the workers to build their tuners")
         gate.touch()
@@ -187,6 +200,14 @@ def test_chief_and_two_workers_finish_with_every_feature(cluster):
     by_trial = curves(project)
     workers = {c["worker"] for c in by_trial.values()}
     assert workers == {"tuner0", "tuner1"}  # both workers ran trials
+    # Each worker trained trials fused, two at a time (one ask under its id and one under a
+    # slot id), and only its own; every record is as unfused (above and below).
+    for name in ("tuner0", "tuner1"):
+        mine = packed(results[name][1])
+        assert mine and set(mine.values()) == {2}, mine
+        assert {by_trial[t]["worker"] for t in mine} == {name}
+    oracle = json.loads((project / "oracle.json").read_text())
+    assert oracle["ongoing_trials"] == {} and sorted(oracle["end_order"]) == sorted(frame["trial_id"])
     pruned = [c for c in by_trial.values() if c["state"] == "pruned"]
     assert pruned, "no trial was pruned"
     # A pruning decision used the curves of trials run by the other worker.
@@ -205,24 +226,27 @@ def test_a_worker_killed_mid_trial_does_not_hang_the_search(optuna_cluster):
     assert results["tuner1"][0] == -signal.SIGKILL
     assert results["tuner0"][0] == 0, results["tuner0"][2][-3000:]
     assert results["chief"][0] == 0, results["chief"][2][-3000:]  # the chief exited
+    # The three trials tuner1 trained fused were all re-queued, each once.
     requeued = requeued_trials(results["chief"][2], "tuner1")
-    assert len(requeued) == 1, results["chief"][2][-3000:]
+    assert len(requeued) == 3 and len(set(requeued)) == 3, results["chief"][2][-3000:]
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
-    # The killed trial was re-run to the end by the other worker.
-    killed = requeued[0]
-    assert curves(project)[killed]["worker"] == "tuner0"
-    assert curves(project)[killed]["state"] in ("completed", "pruned")
+    # The killed trials were re-run to the end by the other worker, itself fused.
+    for killed in requeued:
+        assert curves(project)[killed]["worker"] == "tuner0"
+        assert curves(project)[killed]["state"] in ("completed", "pruned")
+    rerun = packed(results["tuner0"][1])
+    assert set(requeued) < set(rerun) and len(rerun) == 6, rerun
 
 
 def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
-    """SIGSTOP one worker for longer than worker_timeout, then SIGCONT."""
+    """SIGSTOP one worker (two fused trials) for longer than worker_timeout, then SIGCONT."""
     port = free_port()
     env = {"WORKER_TIMEOUT": 3, "SLOW_EPOCH": 0.4}
     chief = start(tmp_path, "chief", port, **env)
     good = start(tmp_path, "tuner0", port, **env)
-    stalled = start(tmp_path, "tuner1", port, STOP_AT_EPOCH=2, **env)
+    stalled = start(tmp_path, "tuner1", port, STOP_AT_EPOCH=2, PACK=2, **env)
     fences = tmp_path / "d" / "ktplus_workers" / "fenced"
     try:
         deadline = time.monotonic() + 240
@@ -230,6 +254,10 @@ def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
             assert time.monotonic() < deadline, "tuner1 was never declared lost"
             assert chief.poll() is None, chief.communicate()[1][-3000:]
             time.sleep(0.2)
+        settle = time.monotonic() + 5  # the chief fences the trials of a lost worker one after the other
+        while len(list(fences.iterdir())) < 2 and time.monotonic() < settle:
+            time.sleep(0.05)
+        fenced = sorted(p.name for p in fences.iterdir())  # before tuner1 may get one back to re-run
         assert Path(f"/proc/{stalled.pid}/stat").read_text().split(")")[1].split()[0] == "T"  # still stopped
         stalled.send_signal(signal.SIGCONT)
         outputs = {name: proc.communicate(timeout=300) for name, proc in
@@ -240,18 +268,25 @@ def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
                 proc.kill()
     for name, proc in [("chief", chief), ("tuner0", good), ("tuner1", stalled)]:
         assert proc.returncode == 0, f"{name}: {outputs[name][1][-3000:]}"
-    assert "worker tuner1 stopped responding" in outputs["chief"][1]
-    assert "ignored a late report from worker tuner1" in outputs["chief"][1]
+    chief_err = outputs["chief"][1]
+    # Both trials tuner1 held (one under its id, one under a slot id) were fenced and freed,
+    # each once, and its late reports about each were ignored.
+    lost = re.findall(r"worker tuner1 stopped responding .* during trial (\d+)", chief_err)
+    assert len(lost) == 2 and len(set(lost)) == 2, chief_err[-3000:]
+    assert fenced == sorted(f"tuner1--trial_{t}" for t in lost)
+    for t in lost:
+        assert f"ignored a late report from worker tuner1 about trial {t}," in chief_err
+    assert packed(outputs["tuner1"][0]).keys() >= set(lost)  # it trained them fused, then was fenced
     project = tmp_path / "d"
     oracle = json.loads((project / "oracle.json").read_text())
     assert len(oracle["end_order"]) == 6 and len(set(oracle["end_order"])) == 6  # each trial ended once
     assert oracle["ongoing_trials"] == {}  # a resume must not re-run a finished trial
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and set(frame["status"]) <= {"completed", "pruned"}
-    lost_trial = re.search(r"worker tuner1 stopped responding .* during trial (\d+)", outputs["chief"][1]).group(1)
-    # The re-run (by whichever worker got it) wrote the curve and the checkpoint, not the stale run.
-    assert curves(project)[lost_trial]["state"] in ("completed", "pruned")
-    assert (project / f"trial_{lost_trial}" / "checkpoint.weights.h5").exists()
+    # The re-runs (by whichever worker got them) wrote the curves and checkpoints, not the stale run.
+    for lost_trial in lost:
+        assert curves(project)[lost_trial]["state"] in ("completed", "pruned")
+        assert (project / f"trial_{lost_trial}" / "checkpoint.weights.h5").exists()
     for tid in frame["trial_id"]:
         assert sessions(project / "tensorboard" / f"trial_{tid}") == 1
 
@@ -302,7 +337,7 @@ def test_optuna_on_the_chief_with_two_workers_and_a_lost_one(optuna_cluster):
     assert results["tuner1"][0] == -signal.SIGKILL
     assert results["tuner0"][0] == 0, results["tuner0"][2][-3000:]
     assert results["chief"][0] == 0, results["chief"][2][-3000:]
-    assert len(requeued_trials(results["chief"][2], "tuner1")) == 1, results["chief"][2][-3000:]
+    assert len(set(requeued_trials(results["chief"][2], "tuner1"))) == 3, results["chief"][2][-3000:]
     frame = ktplus.load_results(project)
     assert len(frame) == 6 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
@@ -325,7 +360,7 @@ def test_the_guide_with_overwrite_in_every_process_runs_the_trials_and_the_chief
     frame = ktplus.load_results(project)
     assert len(frame) == 3 and frame["trial_id"].is_unique
     assert set(frame["status"]) <= {"completed", "pruned"}
-    assert {c["worker"] for c in curves(project).values()} == {"tuner0"}  # tuner1 stalled in its first
+    assert {c["worker"] for c in curves(project).values()} == {"tuner0"}  # tuner1 stalled in its first pack
 
 
 def test_a_worker_resumed_after_the_chief_ended_exits_and_no_trial_stays_ongoing(guide_cluster):
@@ -335,14 +370,16 @@ def test_a_worker_resumed_after_the_chief_ended_exits_and_no_trial_stays_ongoing
     project, results = guide_cluster
     assert results["chief"] is not None and results["chief"][0] == 0, results["chief"]
     chief_err = results["chief"][2]
-    assert len(requeued_trials(chief_err, "tuner1")) == 1, chief_err[-3000:]
+    lost = requeued_trials(chief_err, "tuner1")
+    assert len(lost) == 2 and len(set(lost)) == 2, chief_err[-3000:]  # both trials of its pack
     assert results["tuner1_stopped_until_the_chief_ended"]
     assert results["tuner1"] is not None, "the resumed worker never exited"
-    code, _, err = results["tuner1"]
+    code, out, err = results["tuner1"]
     assert code == 0, err[-3000:]
     assert "the chief has ended the search" in err
+    assert packed(out) == dict.fromkeys(lost, 2)  # it trained the two fused, its records fenced
     oracle = json.loads((project / "oracle.json").read_text())
     assert oracle["ongoing_trials"] == {}
     assert sorted(oracle["end_order"]) == ["0", "1", "2"]  # each trial ended once
-    lost = requeued_trials(chief_err, "tuner1")[0]
-    assert curves(project)[lost]["worker"] == "tuner0"  # the re-run's curve, not the stale run's
+    for trial_id in lost:
+        assert curves(project)[trial_id]["worker"] == "tuner0"  # the re-run's curve, not the stale run's
