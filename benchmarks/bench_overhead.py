@@ -87,6 +87,8 @@ def instrument():
     from ktplus.tuners import _fast_path
     wrap(_fast_path, "release_trial_gradients", "gradient release")
     wrap(_fast_path, "gradient_registry_snapshot", "gradient release")
+    if hasattr(_fast_path, "build_for_fit"):  # the training state built before fit (one trace fewer)
+        wrap(_fast_path, "build_for_fit", "build before fit")
     wrap(_tuner.Tuner, "_rank_in_tensorboard", "importance at search end")
     for cls in (PruningCallback, TrialLogger, NaNGuard, keras.callbacks.EarlyStopping,
                 _checkpoint.AtomicSaveBestEpoch):

@@ -15,7 +15,12 @@ to the user's code or stepping aside ("pack", fused trials, lives in
   is one endless pipeline (a new permutation each epoch) with
   ``steps_per_epoch`` set, so Keras makes its iterator once per fit
   (a model compiled with its own non-dividing value gets the largest
-  common divisor for the trial's fit).
+  common divisor for the trial's fit). On TensorFlow, the trial's model
+  gets its optimizer's and compiled metrics' and loss's variables before
+  its fit (`build_for_fit`, what Keras itself does under a distribution
+  strategy): Keras otherwise creates them inside the first trace of its
+  train step, and TensorFlow then traces that step a second time (plus an
+  initializer function), the costliest trace of a trial.
 * "steps_per_execution": raised to the steps of an epoch (at most 64) for
   the trial's own fit, when the data part applied, the backend runs it
   (not PyTorch's, which refuses a value above 1) and no callback given to
@@ -43,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import keras
 import keras_tuner
 
 from ktplus._compat import backend_runs_steps_per_execution
@@ -76,6 +82,55 @@ def tuned_batch_size(hypermodel: Any, hp: Any, kwargs: dict) -> int | None:
     return int(value) if value else None
 
 
+def build_for_fit(model: Any, element_spec: Any) -> bool:
+    """Creates, before ``fit``, the variables Keras' TensorFlow trainer
+    would create inside the first trace of its train step (the optimizer's
+    slots, the compiled metrics' and loss's state), as Keras' own
+    ``_symbolic_build`` does under a distribution strategy: the step is
+    then traced once instead of twice (a ``tf.function`` that creates
+    variables is traced again without them, after tracing their
+    initializers). The variables are the same, with the same (zero) values,
+    so training is too.
+
+    Only for a compiled model of built layers whose ``train_step`` and
+    ``test_step`` are Keras' own, on the TensorFlow backend without a
+    distribution strategy; anything else is left to Keras. Returns whether
+    it built.
+
+    Args:
+        model: The trial's freshly built model.
+        element_spec: The ``element_spec`` of the training dataset
+            (``(x, y[, sample_weight])``).
+    """
+    if keras.backend.backend() != "tensorflow" or not getattr(model, "compiled", False):
+        return False
+    if (getattr(model, "optimizer", None) is None
+            or getattr(model, "_distribute_strategy", None) is not None  # Keras builds it itself
+            or type(model).train_step is not keras.Model.train_step
+            or type(model).test_step is not keras.Model.test_step):
+        return False
+    try:
+        from keras.src.backend import compute_output_spec
+
+        if not all(layer.built for layer in model._flatten_layers()):
+            return False
+        batch = keras.tree.map_structure(
+            lambda s: keras.KerasTensor(tuple(s.shape.as_list()), s.dtype.name), element_spec)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        # What Keras' train step builds on its first call, from the same structures: the compiled
+        # metrics and loss (CompileMetrics.update_state, CompileLoss.__call__), then the optimizer.
+        unbuilt = [c for c in (model._compile_metrics, model._compile_loss) if c is not None and not c.built]
+        if unbuilt:
+            y_pred = compute_output_spec(model, x, training=False)
+            for container in unbuilt:
+                container.build(y, y_pred)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    except Exception:  # left to Keras, which builds what is missing in the trace as usual
+        return False
+    return True
+
+
 class FastPath:
     """The fast path of one tuner.
 
@@ -89,6 +144,7 @@ class FastPath:
         self._caches: dict[Any, DataCache] = {}
         self._steps_per_execution = 1
         self._endless_steps: int | None = None  # steps_per_epoch of an endless training pipeline
+        self._element_spec: Any = None  # the training dataset's, during a converted fit
 
     @contextmanager
     def search(self) -> Iterator[None]:
@@ -153,14 +209,19 @@ class FastPath:
                 self._steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps)
             args, kwargs = self._data.convert(args, kwargs, batch_size, self._steps_per_execution)
             self._endless_steps = kwargs.get("steps_per_epoch")
+            self._element_spec = args[0].element_spec
             yield args, kwargs
         finally:
             self._steps_per_execution = 1
             self._endless_steps = None
+            self._element_spec = None
 
     def after_build(self, model: Any) -> Any:
-        """Raises a freshly built model's ``steps_per_execution`` during the
-        trial's own fit only (never for models built to be handed back)."""
+        """Raises a freshly built model's ``steps_per_execution`` and builds
+        its training state (`build_for_fit`) during the trial's own fit only
+        (never for models built to be handed back)."""
+        if self._element_spec is not None:
+            build_for_fit(model, self._element_spec)
         own = getattr(model, "steps_per_execution", 1)
         if self._steps_per_execution > 1 and own == 1:
             model.steps_per_execution = self._steps_per_execution
