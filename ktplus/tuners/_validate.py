@@ -109,9 +109,40 @@ def validate_search_inputs(tuner: Any, args: tuple, kwargs: dict, runs_model_fit
     _check_metrics(tuner, x, y, names)
 
 
+def _quick_inputs(x: np.ndarray, y: np.ndarray) -> tuple[Any, ...]:
+    """``evaluate``'s inputs for a quick check of ``x``/``y``: on TensorFlow,
+    numeric arrays as one batch of a ``tf.data`` dataset, of the dtypes
+    Keras' array adapter (and the fast path's data part) gives them, so no
+    adapter pipeline function is traced; else the arrays."""
+    import keras
+
+    from ktplus.training._data import DataCache, _to_tensor
+
+    if keras.backend.backend() != "tensorflow" or not DataCache.applicable((x, y), {}):
+        return (x, y)
+    import tensorflow as tf
+
+    return (tf.data.Dataset.from_tensors((_to_tensor(x), _to_tensor(y))),)
+
+
+def _evaluate_default(tuner: Any, hp: Any, x: np.ndarray, y: np.ndarray, quick: bool) -> dict[str, Any]:
+    """The default model's metrics on ``x``/``y``: quick (eagerly, see
+    `_quick_inputs`), or as a trial evaluates (traced, from the arrays)."""
+    model = tuner._build_hypermodel(hp)  # applies the tuner's own loss/optimizer/metrics
+    if quick:
+        model.run_eagerly = True
+        return dict(model.evaluate(*_quick_inputs(x, y), verbose=0, return_dict=True))
+    return dict(model.evaluate(x, y, verbose=0, return_dict=True))
+
+
 def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:
     """Builds the default model once and evaluates it on two samples: the
     data must fit the model, and the objective must be one of its metrics.
+    The evaluation runs eagerly (tracing a test function and Keras' array
+    pipeline for two samples costs a good part of a second; the trials trace
+    their own anyway); an error is confirmed by evaluating a fresh model as
+    keras-tuner's trials would, traced, from the arrays (so a model that runs
+    only traced is not refused, and the message is the one it gives).
     The tuner's ``max_model_size`` is not applied: an oversized default
     configuration is skipped as a trial, while others may fit. Every global
     random state is put back as it was: a seeded search trains exactly as
@@ -121,8 +152,11 @@ def _check_metrics(tuner: Any, x: np.ndarray, y: np.ndarray, names: list[str]) -
     hp = tuner.oracle.get_space()
     with random_state_kept():
         try:
-            model = tuner._build_hypermodel(hp)  # applies the tuner's own loss/optimizer/metrics
-            logs = model.evaluate(x[:2], y[:2], verbose=0, return_dict=True)
+            try:
+                logs = _evaluate_default(tuner, hp, x[:2], y[:2], quick=True)
+            except Exception:
+                keras.backend.clear_session(free_memory=False)
+                logs = _evaluate_default(tuner, hp, x[:2], y[:2], quick=False)
         except Exception as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"search(): the data does not fit the model built with the default "
