@@ -198,7 +198,8 @@ def write_experiment(root: str, space: Iterable[Any], metric_tags: Iterable[str]
     for name in old:
         with contextlib.suppress(FileNotFoundError):  # another worker removed it first
             os.unlink(os.path.join(root, name))
-    atomic_write_json(state_path, state)
+    # Bookkeeping beside event files that are never fsynced either: a lost state only rewrites the config.
+    atomic_write_json(state_path, state, durable=False)
     return True
 
 

@@ -160,7 +160,7 @@ class SearchLogger:
         written = read_json_dict(state_path) if self.marks_pareto else {}
         if str(trial_id) in written:  # its pareto file went with the run: write it again when it ends
             del written[str(trial_id)]
-            atomic_write_json(state_path, written)
+            atomic_write_json(state_path, written, durable=False)
 
     def write_overview(self) -> None:
         """Rewrites the overview run whole, in trial order.
@@ -253,6 +253,6 @@ class SearchLogger:
                 with replacing(trial_run_dir(self.root, trial_id), PARETO_SUFFIX) as w:
                     w.scalar(PARETO_TAG, 1.0 if on else 0.0, step=len(membership))
             write_experiment(self.root, space, [PARETO_TAG], getattr(self.objective, "name", "objective"))
-            atomic_write_json(state_path, {**written, **membership})
+            atomic_write_json(state_path, {**written, **membership}, durable=False)
         except Exception as e:
             warnings.warn(f"ktplus: TensorBoard logging of the Pareto front failed: {e!r}", stacklevel=2)

@@ -113,7 +113,8 @@ class CurveStore:
 
     def write(self, trial_id: str, values: Mapping[int, float], state: str,
               compared_with: list[str] | None = None, *,
-              inherited: Mapping[int, float] | None = None, fold: int | None = None) -> None:
+              inherited: Mapping[int, float] | None = None, fold: int | None = None,
+              durable: bool = True) -> None:
         """Writes a trial's curve atomically.
 
         Args:
@@ -125,6 +126,10 @@ class CurveStore:
             inherited: The epochs before the trial's ``initial_epoch``, from
                 its Hyperband parent (`read` of the parent).
             fold: The cross-validation fold this curve is of (None: no cv).
+            durable: fsync the file (`ktplus._atomic`): False for the
+                writes of every epoch, which a killed process cannot tear
+                either (the rename is atomic) and the next epoch or the
+                trial's end writes again.
         """
         data: dict[str, Any] = {
             "trial_id": trial_id, "state": state, "worker": os.environ.get("KERASTUNER_TUNER_ID"),
@@ -136,7 +141,7 @@ class CurveStore:
             data["pruned_against"] = compared_with  # the finished trials the decision used
         if fold is not None:
             data["fold"] = int(fold)
-        atomic_write_json(self.path(trial_id, fold), data)
+        atomic_write_json(self.path(trial_id, fold), data, durable=durable)
 
     def _load(self, path: Path, stat: os.stat_result | None = None) -> _Curve | None:
         """The parsed file, from the cache unless the file changed; None
@@ -531,12 +536,13 @@ class PruningCallback(keras.callbacks.Callback):
                 self.pruned_epoch = epoch
                 self.pruned_against = sorted(others)
                 self.model.stop_training = True
-        self._write(PRUNED if self.pruned_epoch is not None else RUNNING)
+        # Atomic without fsync: safe against a killed process, and rewritten durably when the trial ends.
+        self._write(PRUNED if self.pruned_epoch is not None else RUNNING, durable=False)
 
     def finish(self, state: str) -> None:
         """Marks the curve as finished ("completed", "pruned" or "failed")."""
         self._write(state)
 
-    def _write(self, state: str) -> None:
+    def _write(self, state: str, durable: bool = True) -> None:
         self.store.write(self.trial_id, self.values, state, self.pruned_against,
-                         inherited=self.inherited, fold=self.fold)
+                         inherited=self.inherited, fold=self.fold, durable=durable)
