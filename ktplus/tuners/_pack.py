@@ -60,8 +60,8 @@ def _adaptive(oracle: Any) -> bool:
 def pack_size(tuner: Any) -> int:
     """The number of trials ``tuner`` asks for at once (1: pack steps
     aside: off, not ktplus's hypermodel, a custom ``run_trial`` or
-    ``HyperModel.fit``, several executions per trial, cross-validation, the
-    chief of a distributed search (it trains nothing; each worker packs), a
+    ``HyperModel.fit``, several executions per trial, the chief of a
+    distributed search (it trains nothing; each worker packs), a
     ``distribution_strategy`` (the fused model is not built under it, and
     keras-tuner's multi-worker mode has several processes share one tuner
     id, while the chief takes a pack's slots as one process's), or a
@@ -73,8 +73,7 @@ def pack_size(tuner: Any) -> int:
         return 1
     hm = tuner.hypermodel
     if (not tuner._runs_model_fit() or not isinstance(hm, BaseHyperModel) or getattr(tuner, "executions_per_trial", 1) != 1
-            or tuner.options.cv is not None or _distributed.is_chief()
-            or getattr(tuner, "distribution_strategy", None) is not None
+            or _distributed.is_chief() or getattr(tuner, "distribution_strategy", None) is not None
             or keras.backend.backend() != "tensorflow"):
         return 1
     if value == "auto":
