@@ -105,9 +105,11 @@ _OPTIONS_DOC = """lr_decay: None, "exponential", "step", "cosine", "polynomial",
             fused model only if padding it to the widest member costs at
             most twice its own compute. With `cv`, each fold trains
             the group fused (a member pruned in a fold ends its trial
-            there). Steps aside for a custom `run_trial` or
+            there); in a distributed search each worker packs its own
+            trials. Steps aside for a custom `run_trial` or
             `HyperModel.fit`, a hypermodel not ktplus's,
-            `executions_per_trial` > 1, a distributed search, data the "data" part does not convert,
+            `executions_per_trial` > 1, a `distribution_strategy`, data
+            the "data" part does not convert,
             `search()` callbacks with batch hooks or a Keras `TensorBoard`,
             and backends other than TensorFlow."""
 
