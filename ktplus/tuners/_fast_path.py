@@ -110,8 +110,6 @@ def build_for_fit(model: Any, element_spec: Any) -> bool:
             or type(model).test_step is not keras.Model.test_step):
         return False
     try:
-        from keras.src.backend import compute_output_spec
-
         if not all(layer.built for layer in model._flatten_layers()):
             return False
         batch = keras.tree.map_structure(
@@ -121,7 +119,10 @@ def build_for_fit(model: Any, element_spec: Any) -> bool:
         # metrics and loss (CompileMetrics.update_state, CompileLoss.__call__), then the optimizer.
         unbuilt = [c for c in (model._compile_metrics, model._compile_loss) if c is not None and not c.built]
         if unbuilt:
-            y_pred = compute_output_spec(model, x, training=False)
+            # The outputs' structure as the step's ``model(x)`` gives it (a functional model walks its
+            # graph of shapes: no tracing).
+            training = {"training": False} if getattr(model, "_call_has_training_arg", False) else {}
+            y_pred = model.compute_output_spec(x, **training)
             for container in unbuilt:
                 container.build(y, y_pred)
         if not model.optimizer.built:
