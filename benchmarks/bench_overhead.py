@@ -8,13 +8,19 @@ Each ktplus phase is wrapped here with time.perf_counter accounting
 pre-flight checks, the data cache, the trial's records, its callbacks
 inside fit (curves, TensorBoard scalars, NaN guard, early stopping,
 checkpoint), the TensorBoard session and Pareto marks, checkpoint
-pruning, the gradient-registry release and the importance ranking at the
-search's end. Keras' own fit is the fit's wall time less the ktplus
-callbacks run inside it; model builds are the hypermodel's (Keras) code.
+pruning, the gradient-registry release, the training state built before
+fit ("build before fit": the optimizer's slots and the compiled metrics,
+which Keras would otherwise create inside its first trace of the train
+step, tracing it twice; counted as ktplus's although Keras' fit does that
+work without it) and the importance ranking at the search's end. Keras' own
+fit is the fit's wall time less the ktplus callbacks run inside it; model
+builds are the hypermodel's (Keras) code.
 
 It also counts the tf.data iterators made per epoch (ktplus issue 22: the
 fast path's pipelines made Keras instantiate their functions twice per
-epoch) and the tf.function traces per trial.
+epoch) and the tf.function traces per trial (a nested function counts
+apart: Keras' fit with validation data is four, its train and test steps
+each inside its multi-step function, when nothing makes it trace again).
 
     python benchmarks/bench_overhead.py [--trials 6] [--epochs 10] [--limit 0.15]
 
