@@ -130,12 +130,7 @@ def open_storage(storage: Any, heartbeat_interval: int, grace_period: int) -> op
         except Exception as e:
             raise invalid("storage", text, f"{_EXPECTED}; the journal file cannot be opened ({_short(e)})") from None
     try:
-        from ktplus.oracles._samplers import quiet_optuna
-
-        with quiet_optuna():
-            return optuna.storages.RDBStorage(
-                text, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        return _open_rdb(text, heartbeat_interval, grace_period)
     except ImportError as e:
         raise invalid("storage", mask_url(text),
                       f"{_EXPECTED}; the database driver is not installed ({_short(e)}): e.g. pip install "
@@ -144,6 +139,38 @@ def open_storage(storage: Any, heartbeat_interval: int, grace_period: int) -> op
         raise invalid("storage", mask_url(text),
                       f"{_EXPECTED} that can be reached with its credentials; connecting failed "
                       f"({_short(e)})") from None
+
+
+#: How often a database is opened again when workers started at once race to create Optuna's tables.
+SCHEMA_ATTEMPTS = 8
+
+
+def _open_rdb(url: str, heartbeat_interval: int, grace_period: int) -> optuna.storages.RDBStorage:
+    """An `optuna.storages.RDBStorage` of ``url`` with Optuna's heartbeats.
+
+    Workers started at the same time on an empty database all create
+    Optuna's tables and version row; all but one fail with an integrity or
+    "already exists" error (SQLAlchemy's ``IntegrityError`` or
+    ``ProgrammingError``). Those are opened again, after a short random
+    pause, and then find the tables made; any other error (unreachable
+    server, refused credentials) is raised at once."""
+    import random
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    from ktplus.oracles._samplers import quiet_optuna
+
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with quiet_optuna():
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except (IntegrityError, ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def native_heartbeat(storage: Any) -> bool:

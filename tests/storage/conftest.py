@@ -75,7 +75,7 @@ def postgres() -> Iterator[Postgres]:
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     subprocess.run([*as_user, f"{bindir}/initdb", "-D", data, "-U", USER, f"--pwfile={pwfile}",
-                    "--auth=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)
+                    "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
     log = os.path.join(root, "log")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=100"
     subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "-t", "60",

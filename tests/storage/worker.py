@@ -32,10 +32,28 @@ def build_for_tests(hp):
     return model
 
 
+def data():
+    """96 rows of 4 features, two classes: (x_train, y_train), (x_val, y_val)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    return (x[:64], y[:64]), (x[64:], y[64:])
+
+
+def make_tuner(directory: str, storage: str, trials: int = 4, heartbeat: int = 1, study: str = "s",
+               pack: int | str = "auto"):
+    """The search every worker of a test runs (the tests' own process too, when it joins)."""
+    import ktplus
+
+    return ktplus.OptunaSearch(build_for_tests, objective="val_accuracy", max_trials=trials,
+                               storage=storage, study_name=study,
+                               heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                               directory=directory, project_name="p", lr_decay="cosine", pack=pack,
+                               early_stopping=5, pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=1))
+
+
 def main(directory: str, storage: str) -> None:
     import keras
-
-    import ktplus
 
     kill_at = int(os.environ.get("KILL_AT_EPOCH", "0"))
     stop_at = int(os.environ.get("STOP_AT_EPOCH", "0"))
@@ -54,19 +72,12 @@ def main(directory: str, storage: str) -> None:
                 os.kill(os.getpid(), signal.SIGSTOP)
             time.sleep(slow)
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 4)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
-    heartbeat = int(os.environ.get("HEARTBEAT", "1"))
-    tuner = ktplus.OptunaSearch(build_for_tests, objective="val_accuracy",
-                                max_trials=int(os.environ.get("TRIALS", "4")),
-                                storage=storage, study_name=os.environ.get("STUDY", "s"),
-                                heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                                directory=directory, project_name="p", lr_decay="cosine",
-                                pack=int(os.environ["PACK"]) if "PACK" in os.environ else "auto",
-                                early_stopping=5, pruning=ktplus.MedianPruner(n_startup_trials=1, n_warmup_epochs=1))
-    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]),
-                 epochs=int(os.environ.get("EPOCHS", "2")), verbose=0, callbacks=[Signals()])
+    tuner = make_tuner(directory, storage, trials=int(os.environ.get("TRIALS", "4")),
+                       heartbeat=int(os.environ.get("HEARTBEAT", "1")), study=os.environ.get("STUDY", "s"),
+                       pack=int(os.environ["PACK"]) if "PACK" in os.environ else "auto")
+    (x, y), validation = data()
+    tuner.search(x, y, validation_data=validation, epochs=int(os.environ.get("EPOCHS", "2")), verbose=0,
+                 callbacks=[Signals()])
     ran = sorted(t for t in tuner.oracle._optuna_ids)
     print("done " + " ".join(ran), flush=True)
 
