@@ -11,8 +11,8 @@ One module per part: ``_parser`` (arguments), ``_data`` (``--data``,
 ``--target``, ``--task``, and the data preparation the model does itself:
 ``--normalize``, ``--augment``, ``--class-weight``), ``_splits``
 (``--test-split``, the validation split or ``--cv``), ``_search`` (the
-search in this process), ``_supervisor`` (``--workers``: a local chief and
-workers), ``_progress`` (the progress display), ``_export`` (``--export``
+search in this process), ``_supervisor`` (``--workers``: workers sharing an
+Optuna study, or a local chief and workers), ``_progress`` (the progress display), ``_export`` (``--export``
 files and their metadata), ``_predict``, ``_report`` and ``_tensorboard``.
 Importing this package does not import TensorFlow, so bad input is reported
 before it loads.
@@ -51,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "search":
             check_search(args)
             if args.workers and not args.role:
-                from ktplus.cli._supervisor import run_distributed
+                from ktplus.cli._parser import SAMPLER_CHOICES
+                from ktplus.cli._supervisor import run_distributed, run_shared
 
+                if args.tuner in SAMPLER_CHOICES:  # Optuna's samplers: workers share a study, no chief
+                    return run_shared(args, argv)
                 return run_distributed(args, argv)
             from ktplus.cli._search import run_search
 

@@ -36,6 +36,9 @@ REGULARIZER_CHOICES = ("none", "l1", "l2", "l1_l2", "tune")
 NORMALIZE_CHOICES = ("none", "standardize", "minmax", "tune")
 AUGMENT_CHOICES = ("none", "tune")
 CLASS_WEIGHT_CHOICES = ("none", "balanced", "tune")
+#: The embedded storage of ``ktplus search --workers N`` with an Optuna sampler: a journal file
+#: (`optuna.storages.JournalStorage`) in the project directory.
+JOURNAL_FILE = "optuna-journal.log"
 
 
 def _number(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str,
@@ -182,8 +185,21 @@ def _add_search(sub: Any) -> None:
                         "features, and ktplus predict reads it")
     s.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     s.add_argument("--workers", type=_non_negative_int, default=0,
-                   help="run keras-tuner's distributed search: a local chief and N worker processes on "
-                        "127.0.0.1 (default: 0, one process)")
+                   help="N local worker processes: with an Optuna --tuner (tpe, cmaes, gp, qmc, nsga2) they "
+                        f"share one study with no chief, in --storage or the journal file {JOURNAL_FILE} in "
+                        "the project directory; with keras-tuner's (random, bayesian, hyperband, grid) a local "
+                        "chief serves them on 127.0.0.1 (default: 0, one process)")
+    s.add_argument("--storage", default=None, metavar="URL",
+                   help="keep the search's Optuna study in this storage and join it: a database URL "
+                        "(postgresql://user:password@host/db, mysql://..., sqlite:///search.db) or a journal "
+                        "file path; run the same command in as many terminals or cluster jobs as wanted "
+                        "(sharing --directory), with an Optuna --tuner")
+    s.add_argument("--study", default=None, metavar="NAME",
+                   help="the study's name in --storage (default: the project name)")
+    s.add_argument("--heartbeat", type=_positive_int, default=None, metavar="SECONDS",
+                   help="with --storage or Optuna --workers: seconds between a running trial's heartbeats; a "
+                        "trial silent for twice as long (its worker died or stalled) is failed and re-run "
+                        "once by another worker (default: 60)")
     s.add_argument("--role", choices=("chief", "worker"),
                    help="this process's part in a multi-host search (with KERASTUNER_* variables)")
     s.add_argument("-v", "--verbose", action="store_true", help="keras-tuner's and Keras' own output")
@@ -243,6 +259,34 @@ def _check_objectives(args: argparse.Namespace) -> None:
     args.early_stopping, args.pruning = 0, "none"
 
 
+def _check_storage(args: argparse.Namespace) -> None:
+    """``--storage``, ``--study`` and ``--heartbeat``: an Optuna ``--tuner``
+    (keras-tuner's algorithms keep their state in ``oracle.json``), never
+    ``--overwrite`` (the other workers' study and records), nor
+    ``--role chief``."""
+    given = [flag for flag, value in (("--storage", args.storage), ("--study", args.study),
+                                      ("--heartbeat", args.heartbeat)) if value is not None]
+    if not given:
+        return
+    if args.tuner not in SAMPLER_CHOICES:
+        raise CLIError(f"ktplus search: {' and '.join(given)} share{'s' if len(given) == 1 else ''} an Optuna "
+                       f"study between workers, which --tuner {args.tuner} has not; use --tuner "
+                       f"{_one_of(SAMPLER_CHOICES)}")
+    if args.storage is not None and not args.storage.strip():
+        raise CLIError("ktplus search: --storage: expected a database URL or a journal file path, got ''")
+    if args.storage is None and not args.workers and args.role is None:
+        raise CLIError(f"ktplus search: {' and '.join(given)} need{'s' if len(given) == 1 else ''} --storage "
+                       "URL (or --workers N, which shares the project directory's journal file)")
+    if args.study is not None and not args.study.strip():
+        raise CLIError("ktplus search: --study: expected a study name, got ''")
+    if args.role == "chief":
+        raise CLIError("ktplus search: --role chief is keras-tuner's chief/worker mode; with --storage every "
+                       "process is a worker: drop --role")
+    if args.overwrite and args.storage is not None:
+        raise CLIError("ktplus search: --overwrite would delete the records of every other worker of the study "
+                       "in --storage; to start anew, use another --study and --project")
+
+
 def check_search(args: argparse.Namespace) -> None:
     """The checks of ``ktplus search`` that span several options or look at
     the file system (still only the standard library); also sets the
@@ -257,6 +301,7 @@ def check_search(args: argparse.Namespace) -> None:
             best model (``--test-split``, ``--export``).
     """
     _check_objectives(args)
+    _check_storage(args)
     if args.cv is not None and args.tuner == "hyperband":
         raise CLIError(f"ktplus search: --cv {args.cv} cannot be used with --tuner hyperband (its continuations "
                        "resume one checkpoint per trial); use another --tuner")

@@ -214,6 +214,34 @@ def _check_same_search(project_dir: str, hypermodel: Any, args: argparse.Namespa
                        f"{', '.join(changed[:6])}); use {same}--overwrite to replace it or another --project")
 
 
+def _storage_kwargs(args: argparse.Namespace, project: str) -> dict[str, Any]:
+    """``OptunaSearch``'s ``storage``, ``study_name`` and ``heartbeat_interval``
+    from ``--storage``, ``--study`` and ``--heartbeat`` (none without ``--storage``)."""
+    if getattr(args, "storage", None) is None:
+        return {}
+    kwargs: dict[str, Any] = {"storage": args.storage, "study_name": args.study or project}
+    if args.heartbeat is not None:
+        kwargs["heartbeat_interval"] = args.heartbeat
+    return kwargs
+
+
+def _storage_error(e: ValueError) -> str:
+    """OptunaSearch's message for a bad storage or study, as the command's flags.
+
+    >>> _storage_error(ValueError("Invalid value for argument `storage`: expected a URL; connecting failed "
+    ...                           "(OperationalError: refused). Received: storage='x://***@h/db'"))
+    '--storage: expected a URL; connecting failed (OperationalError: refused); got x://***@h/db'
+    """
+    text = str(e).strip().splitlines()[0]
+    for arg, flag in (("storage", "--storage"), ("study_name", "--study"), ("heartbeat_interval", "--heartbeat")):
+        prefix = f"Invalid value for argument `{arg}`: "
+        if text.startswith(prefix):
+            body, _, received = text[len(prefix):].rpartition(f". Received: {arg}=")
+            got = received.strip("'\"") if received else ""
+            return f"{flag}: {body or text[len(prefix):]}" + (f"; got {got}" if got else "")
+    return text
+
+
 def run_search(args: argparse.Namespace) -> int:
     """Runs (or resumes) ``ktplus search`` in this process: the search, then
     with ``--test-split`` the best model's test evaluation and with
@@ -271,17 +299,24 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
 
     cls = tuner_cls if args.verbose or args.role else with_progress(tuner_cls, progress_factory)
     keras.utils.set_random_seed(args.seed)
-    tuner = cls(
-        hypermodel,
-        objective=tuner_objective(objectives),
-        seed=args.seed,
-        directory=args.directory,
-        project_name=project,
-        overwrite=args.overwrite,
-        **tuner_kwargs,
-        **_tuner_options(args),
-        **budget,
-    )
+    shared = _storage_kwargs(args, project)
+    try:
+        tuner = cls(
+            hypermodel,
+            objective=tuner_objective(objectives),
+            seed=args.seed,
+            directory=args.directory,
+            project_name=project,
+            overwrite=args.overwrite,
+            **tuner_kwargs,
+            **_tuner_options(args),
+            **budget,
+            **shared,
+        )
+    except ValueError as e:
+        if not shared:
+            raise
+        raise CLIError(f"ktplus search: {_storage_error(e)}") from None
     if args.role != "worker":
         atomic_write_json(os.path.join(where, DATA_FILE),
                           {**data_record(args, data), **_search_record(args, objectives)})
@@ -302,6 +337,10 @@ def _search(args: argparse.Namespace, data: Any, objectives: list[str], family: 
         raise
     except RuntimeError as e:  # keras-tuner's "too many consecutive failures"
         raise CLIError(f"ktplus: search stopped: {str(e).splitlines()[0]}") from None
+    except ValueError as e:  # the study in --storage is another search's (checked before any trial)
+        if not shared or "argument `study_name`" not in str(e):
+            raise
+        raise CLIError(f"ktplus search: {_storage_error(e)}") from None
     if args.role == "worker":
         return 0
     if not args.role:

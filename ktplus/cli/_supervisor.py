@@ -1,6 +1,18 @@
-"""``ktplus search --workers N``: a local chief and N worker processes on
-127.0.0.1 running keras-tuner's distributed search, one combined progress
-display, then the leaderboard.
+"""``ktplus search --workers N``: N local worker processes and one combined
+progress display, then the leaderboard.
+
+With one of Optuna's samplers (`run_shared`) the workers share one Optuna
+study with no chief: each is ``python -m ktplus.cli search ... --storage S
+--study NAME --role worker``, where ``S`` is ``--storage`` or, by default,
+the journal file `JOURNAL_FILE` in the project directory (the embedded
+storage for one machine). Any worker may die without stopping the others:
+its trial is failed as stale once its heartbeat is ``2 * --heartbeat``
+seconds old and re-run once by another. When every worker has ended, this
+process prints the leaderboard from the records (with ``--test-split``
+or ``--export`` it joins the finished study to evaluate and export).
+
+With keras-tuner's algorithms (`run_distributed`) a local chief and N
+worker processes on 127.0.0.1 run keras-tuner's distributed search.
 
 Each process is ``python -m ktplus.cli search ... --role chief|worker`` with
 the ``KERASTUNER_*`` variables set; this supervisor itself never imports
@@ -37,8 +49,121 @@ from ktplus.cli._data import (
     shape_for,
 )
 from ktplus.cli._errors import CLIError
+from ktplus.cli._parser import JOURNAL_FILE
 from ktplus.cli._progress import Progress
 from ktplus.cli._splits import check_same_split, make_splits
+
+
+def shared_storage(args: argparse.Namespace, where: str, project: str) -> tuple[str, str]:
+    """``(storage, study name)`` of an Optuna ``--workers`` search: ``--storage``
+    or the journal file in the project directory, ``--study`` or the project name.
+
+    >>> import argparse
+    >>> shared_storage(argparse.Namespace(storage=None, study=None), "runs/iris", "iris")
+    ('runs/iris/optuna-journal.log', 'iris')
+    """
+    return args.storage or os.path.join(where, JOURNAL_FILE), args.study or project
+
+
+def run_shared(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Starts ``--workers`` processes that share one Optuna study with no
+    chief, shows their combined progress, and when every one has ended
+    joins the finished search in this process for the leaderboard (and
+    ``--test-split``, ``--export``).
+
+    Raises:
+        CLIError: for bad data (before any process starts), or when a worker
+            failed (the others' trials are kept: the same command resumes).
+    """
+    import shutil
+    import subprocess
+
+    data = load_data(args)  # fail fast, in this process, before starting anything
+    objectives = objectives_for(args, data)
+    x, family = shape_for(args.family, data)
+    prep_options(args, data, x, family)
+    make_splits(args, data, x)
+    project, where = project_dir(args, data)
+    check_same_split(args, where)
+    if args.overwrite and os.path.isdir(where):  # (--overwrite with --storage is refused earlier)
+        shutil.rmtree(where)
+    logs = os.path.join(where, "ktplus_workers")
+    os.makedirs(logs, exist_ok=True)
+    storage, study = shared_storage(args, where, project)
+    extra = [] if args.storage else ["--storage", storage]
+    extra += [] if args.study else ["--study", study]
+    procs: dict[str, Any] = {}
+    files: list[IO[str]] = []
+    for i in range(args.workers):
+        log = open(os.path.join(logs, f"worker{i}.log"), "w")  # noqa: SIM115 (closed below)
+        files.append(log)
+        procs[f"worker{i}"] = subprocess.Popen(
+            [sys.executable, "-m", "ktplus.cli", *child_argv(argv, "worker")[:-2], *extra, "--role", "worker"],
+            stdout=log, stderr=subprocess.STDOUT)
+    print(f"ktplus: {args.tuner} search on {data.name}: {args.workers} workers sharing study {study!r} in "
+          f"{_dashboard_url(storage)}, no chief; logs in {logs}", flush=True)
+    progress = Progress(args.trials, ",".join(objectives))
+    last_done = -1
+    reported: set[str] = set()
+    try:
+        while any(p.poll() is None for p in procs.values()):
+            time.sleep(1.0)
+            done, scores = poll_trials(where)
+            if done != last_done and done > 0:
+                one = len(objectives) == 1
+                best = (max if maximized(objectives[0]) else min)(scores) if scores and one else None
+                progress.update(min(done, args.trials), best)
+                last_done = done
+            for name, proc in procs.items():
+                if proc.poll() not in (None, 0) and name not in reported:
+                    reported.add(name)
+                    print(f"\nktplus: {name} exited with {proc.returncode}; the others go on, and its trial "
+                          "is re-run by one of them once its heartbeat is stale", flush=True)
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    finally:
+        for f in files:
+            f.close()
+    progress.close()
+    failed = sorted(name for name, proc in procs.items() if proc.returncode != 0)
+    if failed:
+        with open(os.path.join(logs, f"{failed[0]}.log")) as f:
+            lines = [line.strip() for line in f if line.strip().startswith("ktplus")]
+        why = f": {lines[-1]}" if lines else ""
+        raise CLIError(f"ktplus: {', '.join(failed)} exited with an error{why} (see {logs}); every trial "
+                       "ended is kept: run the same command again to resume")
+    if args.test_split is not None or args.export:
+        from ktplus.cli._search import run_search
+
+        joined = argparse.Namespace(**{**vars(args), "storage": storage, "study": study, "workers": 0,
+                                       "overwrite": False})
+        return run_search(joined)  # the budget is spent: this process only reads, evaluates and exports
+    from ktplus.results import format_table, load_results
+
+    frame = load_results(where)  # (every worker's records, read without TensorFlow)
+    print(f"\nLeaderboard ({len(frame)} trials, {scoring_text(args, objectives)}):")
+    print(format_table(frame, top=10))
+    if len(objectives) > 1:
+        from ktplus.cli._report import pareto_text
+        from ktplus.reporting import load_pareto_front
+
+        print("\n" + pareto_text(load_pareto_front(where), len(frame)))
+    print(f"\nInspect the runs:\n  tensorboard --logdir {os.path.join(where, 'tensorboard')}\n"
+          f"  ktplus report {where} --html report.html\n  optuna-dashboard {_dashboard_url(storage)}")
+    return 0
+
+
+def _dashboard_url(storage: str) -> str:
+    """What ``optuna-dashboard`` opens: the storage URL, its password masked (as
+    `ktplus.oracles._storage.mask_url`, without importing TensorFlow), or the journal file.
+
+    >>> _dashboard_url("postgresql://u:pw@h/db")
+    'postgresql://u:***@h/db'
+    """
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", storage)
 
 
 def child_argv(argv: Sequence[str], role: str) -> list[str]:
