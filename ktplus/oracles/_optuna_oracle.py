@@ -529,6 +529,9 @@ class OptunaOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        if self.storage is not None:  # another worker's oracle.json: a trial it began may have no record yet
+            state = {**state, "ongoing_trials": {k: v for k, v in state["ongoing_trials"].items()
+                                                 if v in self.trials}}
         super().set_state(state)
         self._saved_optuna = state.get("optuna") or {}
 
@@ -539,6 +542,41 @@ class OptunaOracle(keras_tuner.Oracle):
             self._join_records()
             return
         self._rebuild(getattr(self, "_saved_optuna", {}))
+
+    def refresh_shared(self) -> None:
+        """With ``storage``: every other worker's trial record, read again
+        from the shared project directory (a trial they began, or ended,
+        since this process last looked), so the readers (``results()``,
+        the best models, ``evaluate``, ``refit``, the Pareto front,
+        importance) see the whole search. Trials this process asked keep
+        their own, current, records; a record being written is read next
+        time. Without ``storage`` this does nothing."""
+        project = getattr(self, "_project_dir", None)
+        if self.storage is None or project is None:
+            return
+        import glob
+
+        Trial = keras_tuner.engine.trial.Trial
+        for path in sorted(glob.glob(os.path.join(project, "trial_*", "trial.json"))):
+            trial_id = os.path.basename(os.path.dirname(path))[len("trial_"):]
+            if trial_id in self._optuna_ids:
+                continue
+            try:
+                trial = Trial.load(path)
+            except Exception:  # half written: the next refresh reads it
+                continue
+            self.trials[trial.trial_id] = trial
+            if trial.trial_id not in self.start_order:
+                self.start_order.append(trial.trial_id)
+            if trial.status != TrialStatus.RUNNING and trial.trial_id not in self.end_order:
+                self.end_order.append(trial.trial_id)
+
+    @keras_tuner.synchronized
+    def get_best_trials(self, num_trials: int = 1) -> list[Any]:
+        """keras-tuner's ``get_best_trials``; with ``storage``, over every
+        worker's trials (`refresh_shared`)."""
+        self.refresh_shared()
+        return list(super().get_best_trials(num_trials))
 
     def _join_records(self) -> None:
         """A worker joining (or resuming) a shared search: every record in the

@@ -122,3 +122,44 @@ class OptunaSearch(Tuner):
                               heartbeat_interval=heartbeat_interval, grace_period=grace_period)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._given_seed = seed
+
+    # -- readers: with storage=, every worker's trials -----------------------------
+
+    def _refreshed(self) -> None:
+        refresh = getattr(self.oracle, "refresh_shared", None)  # (an oracle client in chief/worker mode has none)
+        if refresh is not None:
+            refresh()
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """`ktplus.Tuner.search`; with ``storage``, the other workers' records
+        are read in afterwards (this worker's readers show the whole search)."""
+        super().search(*fit_args, **fit_kwargs)
+        self._refreshed()
+
+    def results(self) -> Any:
+        self._refreshed()
+        return super().results()
+
+    def pareto_front(self) -> Any:
+        self._refreshed()
+        return super().pareto_front()
+
+    def importance(self, method: str = "fanova") -> Any:
+        self._refreshed()
+        return super().importance(method)
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        self._refreshed()
+        return super().get_best_models(num_models)
+
+    def evaluate(self, x: Any, y: Any, num_models: int = 1) -> Any:
+        self._refreshed()
+        return super().evaluate(x, y, num_models)
+
+    def refit(self, x: Any, y: Any, **fit_kwargs: Any) -> Any:
+        self._refreshed()
+        return super().refit(x, y, **fit_kwargs)
+
+
+for _name in ("results", "pareto_front", "importance", "get_best_models", "evaluate", "refit"):
+    getattr(OptunaSearch, _name).__doc__ = getattr(Tuner, _name).__doc__

@@ -21,6 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 import ktplus
+import ktplus.cli
 from tests.storage.conftest import _free_port
 from tests.storage.worker import build_for_tests, make_tuner
 from tests.storage.worker import data as worker_data
@@ -77,6 +78,12 @@ def _data():
 def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
     url = postgres.create_database("three_workers")
     workers = [_start(tmp_path, url, TRIALS="5", EPOCHS="1") for _ in range(3)]
+    project = tmp_path / "p"
+    deadline = time.time() + 300
+    while not list(project.glob("trial_*/trial.json")):  # the search runs: a reader opens it (this process)
+        assert time.time() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.2)
+    reader = make_tuner(str(tmp_path), url, trials=5)
     results = [_finish(w) for w in workers]
     for code, _out, err in results:
         assert code == 0, err[-3000:]
@@ -88,7 +95,6 @@ def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
     assert [t.number for t in counted] == [0, 1, 2, 3, 4]
     assert all(t.state in FINISHED for t in counted)
     assert all(t.state == TrialState.FAIL for t in study.get_trials() if t not in counted)  # surplus asks only
-    project = tmp_path / "p"
     for t in counted:
         trial_id = t.user_attrs["keras_tuner_trial_id"]
         assert trial_id == str(t.number)
@@ -98,10 +104,20 @@ def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
         assert (project / f"trial_{trial_id}" / "checkpoint.weights.h5").is_file()
         sessions = glob.glob(str(project / "tensorboard" / f"trial_{trial_id}" / "*ktplus-session"))
         assert len(sessions) == 1
-    # A reader in another process sees every worker's trials.
-    reader = ktplus.OptunaSearch(build_for_tests, objective="val_accuracy", max_trials=5, storage=url,
-                                 study_name="s", directory=str(tmp_path), project_name="p")
+    # The reader, opened while the search ran, reads every worker's trials once they ended.
+    (x, y), (x_val, y_val) = worker_data()
     assert sorted(reader.results()["trial_id"]) == ["0", "1", "2", "3", "4"]
+    best = max(counted, key=lambda t: (t.values[0], -t.number))
+    assert reader.oracle.get_best_trials(1)[0].score == best.values[0]
+    model = reader.get_best_models(1)[0]  # another worker's checkpoint, in the shared directory
+    assert model.count_params() > 0
+    assert list(reader.evaluate(x_val, y_val)["trial_id"]) == [reader.oracle.get_best_trials(1)[0].trial_id]
+    assert reader.refit(x, y, epochs=1).count_params() == model.count_params()
+    assert len(reader.pareto_front()) >= 1
+    assert set(reader.importance()["hyperparameter"]) <= {"units", "lr"}
+    html = tmp_path / "report.html"
+    assert ktplus.cli.main(["report", str(project), "--html", str(html)]) == 0
+    assert html.stat().st_size > 10_000
 
 
 def test_killed_and_stalled_workers_lose_their_trials_once(postgres, tmp_path):
@@ -160,7 +176,10 @@ def test_killed_and_stalled_workers_lose_their_trials_once(postgres, tmp_path):
     for t in trials:
         if t.state in FINISHED:
             assert _record(project, str(t.number))["status"] == "COMPLETED"
-    assert sorted(survivor.results()["trial_id"]) == sorted(str(t.number) for t in trials if t.number >= 2)
+    # The resumed search's readers show every trial: the lost ones FAILED, the rest as they ended.
+    frame = survivor.results().set_index("trial_id")
+    assert sorted(frame.index) == [str(t.number) for t in trials]
+    assert list(frame.loc[["0", "1"], "status"]) == ["failed", "failed"]
 
 
 def test_a_journal_search_fails_a_dead_workers_trial_and_is_joined_later(tmp_path):
