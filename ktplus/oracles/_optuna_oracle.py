@@ -351,6 +351,18 @@ class OptunaOracle(keras_tuner.Oracle):
             return True
         return self.storage.get_trial(optuna_id).state == TrialState.RUNNING
 
+    def lost_to_another(self, trial_id: str) -> bool:
+        """With ``storage``: whether a trial this worker still runs was ended in
+        the storage by another worker (failed as stale while this one
+        stalled); its curve, checkpoint and session are then not this
+        worker's to write. A trial this worker ended itself is not lost."""
+        trial_id = str(trial_id)
+        if self.storage is None or trial_id not in self._optuna_ids or trial_id == self.lost_trial:
+            return self.storage is not None and trial_id == self.lost_trial
+        if not any(t.trial_id == trial_id for t in self.ongoing_trials.values()):
+            return False
+        return not self._still_owned(trial_id)
+
     def _give_up(self, trial: Any) -> None:
         """This worker's trial was taken from it (failed as stale while it
         stalled): its records and the study are left as the other worker

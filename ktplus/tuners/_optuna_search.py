@@ -123,6 +123,16 @@ class OptunaSearch(Tuner):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._given_seed = seed
 
+    def _owns_trial(self, trial_id: str) -> bool:
+        """Whether this process may still write the trial's curve, checkpoint
+        and TensorBoard session: with ``storage``, not once another worker
+        failed it as stale (this one stalled past ``grace_period``); the
+        study, not this worker, then says how it ended."""
+        lost = getattr(self.oracle, "lost_to_another", None)  # (an oracle client in chief/worker mode has none)
+        if lost is not None and lost(trial_id):
+            return False
+        return bool(super()._owns_trial(trial_id))
+
     # -- readers: with storage=, every worker's trials -----------------------------
 
     def _refreshed(self) -> None:

@@ -176,6 +176,11 @@ def test_killed_and_stalled_workers_lose_their_trials_once(postgres, tmp_path):
     for t in trials:
         if t.state in FINISHED:
             assert _record(project, str(t.number))["status"] == "COMPLETED"
+    # Nor did it write the lost trial's curve, checkpoint or TensorBoard session after it came back.
+    lost = _ran(out_stalled)[0]
+    curve = json.loads((project / "ktplus_curves" / f"trial_{lost}.json").read_text())
+    assert curve["state"] == "running" and list(curve["values"]) == ["0"], curve
+    assert not glob.glob(str(project / "tensorboard" / f"trial_{lost}" / "*ktplus-session"))
     # The resumed search's readers show every trial: the lost ones FAILED, the rest as they ended.
     frame = survivor.results().set_index("trial_id")
     assert sorted(frame.index) == [str(t.number) for t in trials]
