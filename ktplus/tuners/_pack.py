@@ -40,7 +40,7 @@ from ktplus.training._fused import (
     member_plan,
     member_targets,
 )
-from ktplus.tuners._fast_path import tuned_batch_size
+from ktplus.tuners._fast_path import build_for_fit, tuned_batch_size
 
 #: ``pack="auto"``: how many trials one ask takes at most. Oracles that do
 #: not learn from finished trials lose little by proposing many at once;
@@ -371,6 +371,7 @@ def _train(tuner: Any, group: list[_Member], fit_args: tuple, fit_kwargs: dict, 
         if val is not None:  # validation data has no class weights (Keras applies them to training only)
             fkw["validation_data"] = val.map(member_targets(len(group), [None] * len(group)))
         fkw["verbose"] = 0
+        build_for_fit(fused.model, train.element_spec)  # its train step then traces once, as a trial's own
         try:
             fused.model.fit(train, callbacks=[_Dispatch(fused, group)], **fkw)
         except Exception as error:  # the fused fit itself failed: every member with it
