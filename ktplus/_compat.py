@@ -132,7 +132,9 @@ def _dispatch_save_json(path: Any, obj: Any) -> str:
         absolute = os.path.abspath(text_path)
         if any(absolute.startswith(d + os.sep) for d in list(_atomic_dirs)):
             text = json.dumps(obj)
-            atomic_write_text(absolute, text)
+            # Atomic (a killed process leaves the old file or the new one), without fsyncs: keras-tuner
+            # rewrites its state files several times a trial and never syncs them itself.
+            atomic_write_text(absolute, text, durable=False)
             return text
     return original(path, obj)
 
@@ -140,8 +142,10 @@ def _dispatch_save_json(path: Any, obj: Any) -> str:
 @contextmanager
 def atomic_state_writes(project_dir: str) -> Iterator[None]:
     """Makes keras-tuner's JSON state writes under ``project_dir`` atomic
-    while the context is open (a temporary file, fsync, rename): a kill
-    mid-write leaves the old file or the new one, never half of one.
+    while the context is open (a temporary file, then a rename): a kill
+    mid-write leaves the old file or the new one, never half of one. They
+    are not fsynced (keras-tuner never syncs them either): an operating-
+    system crash may lose the last writes, never leave a torn file.
 
     keras-tuner writes ``oracle.json``, ``trial.json`` and the tuner state
     through ``keras_tuner.src.utils.save_json``; it is swapped for a

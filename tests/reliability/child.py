@@ -32,14 +32,14 @@ def main(directory: str) -> None:
     import ktplus
 
     if MODE == "json":  # die inside the atomic write of a state file: after the data, before the rename
-        real_fsync = os.fsync
+        real_replace = os.replace
 
-        def fsync(fd: int) -> None:
-            real_fsync(fd)
-            if "trial.json" in os.readlink(f"/proc/self/fd/{fd}"):
+        def replace(src, dst, *args, **kwargs):
+            if os.path.basename(os.fspath(dst)) == "trial.json":
                 _maybe_die()
+            return real_replace(src, dst, *args, **kwargs)
 
-        os.fsync = fsync
+        os.replace = replace
     if MODE == "checkpoint":  # die while the weights file is half written
         real_save = keras.Model.save_weights
 
