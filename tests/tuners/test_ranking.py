@@ -64,14 +64,16 @@ def _lr(model):
 def cv_pruned(tmp_path_factory):
     """GridSearch over two learning rates with ``cv=3``: trial 0 (hardly
     learning) is cross-validated on every fold; trial 1 (learning well) is
-    pruned after its second fold, so its mean covers 2 folds of 3."""
+    pruned after its second fold, so its mean covers 2 folds of 3 (``pack=1``:
+    trial 1 trains after trial 0 has finished, so it has a curve to be
+    pruned against)."""
     keras.utils.set_random_seed(0)
     PruneOnce.seen = []
     x, y = _data()
     hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=2, layers=1, units=16, dropout=0.0,
                                 learning_rate=[BAD_LR, GOOD_LR])
     epochs = 3
-    tuner = ktplus.GridSearch(hm, objective="val_accuracy", max_trials=2, cv=3, seed=1, tensorboard=False,
+    tuner = ktplus.GridSearch(hm, objective="val_accuracy", max_trials=2, cv=3, seed=1, tensorboard=False, pack=1,
                               pruning=PruneOnce(at=2 * epochs),  # the last epoch of trial 1's second fold
                               directory=tmp_path_factory.mktemp("ranking"), project_name="p")
     tuner.search(x, y, epochs=epochs, verbose=0)
