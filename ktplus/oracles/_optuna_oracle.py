@@ -278,7 +278,8 @@ class OptunaOracle(keras_tuner.Oracle):
         lost a race for the last places is told failed as surplus (never
         counted) and the ask repeats. While the budget is spent but other
         workers' trials still run, a worker waits: one of them may go stale
-        and come back as a retry."""
+        and come back as a retry (unless it holds unfinished trials of
+        its own: it trains those first and asks again after)."""
         storage, sid = self.storage, self.study._study_id
         mine = set(self._optuna_ids.values())
         while True:
@@ -299,6 +300,10 @@ class OptunaOracle(keras_tuner.Oracle):
                 storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
                 continue
             if not any(t.state == TrialState.RUNNING and t._trial_id not in mine for t in trials):
+                return None
+            if any(t.state == TrialState.RUNNING and t._trial_id in mine for t in trials):
+                # This worker holds trials it has yet to train (a pack being gathered): waiting for the
+                # others here would deadlock workers that each hold one; the pack asks again once they end.
                 return None
             time.sleep(min(float(self.heartbeat_interval), 5.0))
 

@@ -287,3 +287,24 @@ def test_workers_started_at_once_on_an_empty_database_all_open_it(postgres):
             t.join(timeout=120)
         assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]
     assert failures == []
+
+
+def test_a_worker_holding_trials_does_not_wait_for_the_others_when_the_budget_is_spent(tmp_path):
+    """Two workers each hold one trial of a budget of two, and each asks for more (a pack being
+    gathered): the ask ends at once instead of waiting for the other's trial (which would deadlock
+    workers that each wait for the other); a worker holding nothing still waits for a retry."""
+    import threading
+
+    journal = str(tmp_path / "search.log")
+    a, b = (make_tuner(str(tmp_path), journal, trials=2, heartbeat=60) for _ in range(2))
+    assert a.oracle.create_trial("a0").trial_id == "0"
+    assert b.oracle.create_trial("b0").trial_id == "1"
+    asked: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: asked.update(a=a.oracle.create_trial("a1")), daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the ask waited for the other worker's trial while holding its own"
+    assert asked["a"].status == "STOPPED"
+    for tuner in (a, b):  # (the heartbeat threads)
+        for trial_id in list(tuner.oracle._keepers):
+            tuner.oracle._stop_keeper(trial_id)
