@@ -151,12 +151,13 @@ def _open_rdb(url: str, heartbeat_interval: int, grace_period: int) -> optuna.st
     Workers started at the same time on an empty database all create
     Optuna's tables and version row; all but one fail with an integrity or
     "already exists" error (SQLAlchemy's ``IntegrityError`` or
-    ``ProgrammingError``). Those are opened again, after a short random
+    ``ProgrammingError``; SQLite's ``OperationalError`` "table ... already
+    exists" or "database is locked"). Those are opened again, after a short random
     pause, and then find the tables made; any other error (unreachable
     server, refused credentials) is raised at once."""
     import random
 
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     from ktplus.oracles._samplers import quiet_optuna
 
@@ -166,8 +167,10 @@ def _open_rdb(url: str, heartbeat_interval: int, grace_period: int) -> optuna.st
                 return optuna.storages.RDBStorage(
                     url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-        except (IntegrityError, ProgrammingError):
-            if attempt == SCHEMA_ATTEMPTS - 1:
+        except (IntegrityError, ProgrammingError, OperationalError) as e:
+            racing = not isinstance(e, OperationalError) or any(
+                words in str(e) for words in ("already exists", "database is locked"))  # (SQLite's)
+            if not racing or attempt == SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
     raise AssertionError("unreachable")

@@ -260,7 +260,7 @@ def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_workers_started_at_once_on_an_empty_database_all_open_it(postgres):
+def test_workers_started_at_once_on_an_empty_database_all_open_it(postgres, tmp_path):
     """Workers open a new database at the same moment (threads here, each with its own connection, as
     processes would): all create Optuna's tables at once, and the ones that lose that race open the
     database again instead of failing (ktplus's retry around Optuna's schema creation)."""
@@ -269,8 +269,8 @@ def test_workers_started_at_once_on_an_empty_database_all_open_it(postgres):
     from ktplus.oracles._storage import open_storage
 
     failures: list[str] = []
-    for round_ in range(3):
-        url = postgres.create_database(f"race_{round_}")
+    for round_ in range(6):  # PostgreSQL, then SQLite (its "table ... already exists" is an OperationalError)
+        url = postgres.create_database(f"race_{round_}") if round_ < 3 else f"sqlite:///{tmp_path}/race_{round_}.db"
         start = threading.Barrier(6)
 
         def open_it(url=url, start=start):
