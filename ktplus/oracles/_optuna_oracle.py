@@ -470,10 +470,12 @@ class OptunaOracle(keras_tuner.Oracle):
                         self._stop_keeper(trial_id)
                         self.study.tell(number, worst)
                     return True
+                self._stop_keeper(trial_id)  # (before reading what it reported: it reports no more)
+                reported = (self.storage.get_trial(frozen._trial_id).intermediate_values
+                            if self.storage is not None else frozen.intermediate_values)
                 for step, value in curve.items():
-                    if frozen.intermediate_values.get(step) != value:
+                    if step not in reported:
                         live.report(value, step)
-                self._stop_keeper(trial_id)
                 self.study.tell(number, values, state=state)
                 if state == TrialState.COMPLETE and self._waiting_infeasible:
                     self._tell_waiting()
