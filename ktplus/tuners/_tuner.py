@@ -236,6 +236,12 @@ class Tuner(TunerHooks):
                           "None with Hyperband: its continuations resume one checkpoint per trial, and "
                           "cross-validation trains one model per fold; use cv with RandomSearch, "
                           "BayesianOptimization, GridSearch or ktplus.Tuner over another oracle")
+        given_oracle = _given_oracle(args, kwargs)
+        if kwargs.get("overwrite") and getattr(given_oracle, "storage", None) is not None:
+            raise invalid("overwrite", kwargs["overwrite"],
+                          "False with an oracle whose study lives in a shared storage: every worker joins "
+                          "the shared study and project directory (overwrite=True would delete the other "
+                          "workers' records); to start anew, use another study_name and project_name")
         directory = kwargs.get("directory")
         if directory is not None and "://" in os.fspath(directory):
             raise invalid("directory", directory,

@@ -252,6 +252,15 @@ def test_bad_storage_input_is_refused_before_any_trial(postgres, tmp_path):
     assert not glob.glob(str(directory / "p" / "trial_*"))
     with pytest.raises(ValueError, match="argument `overwrite`"):
         search(url, overwrite=True)
+    # The same oracle given to ktplus.Tuner: overwrite=True would delete the other workers' records too.
+    from ktplus.oracles import OptunaOracle
+
+    oracle = OptunaOracle(objective="val_accuracy", max_trials=2, storage=url, study_name="s")
+    written = sorted(str(f) for f in (directory / "p").rglob("*"))
+    assert written  # what the search with the other space wrote (its tuner's state)
+    with pytest.raises(ValueError, match="argument `overwrite`.*shared storage"):
+        ktplus.Tuner(oracle, build_for_tests, directory=str(directory), project_name="p", overwrite=True)
+    assert sorted(str(f) for f in (directory / "p").rglob("*")) == written
 
 
 def shutil_rmtree(path: Path) -> None:
