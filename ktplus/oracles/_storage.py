@@ -283,6 +283,16 @@ def asking(study: optuna.Study) -> Iterator[None]:
             local.in_optimize_loop = before
 
 
+def _last_sign_of_life(trial: FrozenTrial) -> float:
+    """When ``trial`` last showed its worker alive: its latest heartbeat, or
+    its start when it has none yet (a worker killed between asking and its
+    first beat) or only an older one (a retry's copy carries the heartbeat
+    of the trial it replaces, from before it started)."""
+    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    start = trial.datetime_start.timestamp() if trial.datetime_start is not None else 0.0
+    return max(float(beat) if isinstance(beat, (int, float)) else 0.0, start)
+
+
 def fail_stale_trials(study: optuna.Study, grace_period: int,
                       on_failed: Callable[[FrozenTrial], None]) -> list[FrozenTrial]:
     """Fails the study's stale trials (Optuna's rule: RUNNING, no heartbeat
@@ -302,8 +312,7 @@ def fail_stale_trials(study: optuna.Study, grace_period: int,
     else:
         now = time.time()
         stale = [t._trial_id for t in storage.get_all_trials(sid, deepcopy=False, states=(TrialState.RUNNING,))
-                 if isinstance(t.system_attrs.get(HEARTBEAT_ATTR), (int, float))
-                 and now - t.system_attrs[HEARTBEAT_ATTR] > grace_period]
+                 if now - _last_sign_of_life(t) > grace_period]
         callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     failed: list[FrozenTrial] = []
     for trial_id in stale:

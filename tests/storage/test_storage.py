@@ -317,3 +317,34 @@ def test_a_worker_holding_trials_does_not_wait_for_the_others_when_the_budget_is
     for tuner in (a, b):  # (the heartbeat threads)
         for trial_id in list(tuner.oracle._keepers):
             tuner.oracle._stop_keeper(trial_id)
+
+
+
+def test_staleness_counts_from_a_trials_start_when_it_has_no_newer_heartbeat(tmp_path):
+    """A journal study: a trial whose worker died before its first heartbeat
+    goes stale from its start; a retry's copy, which carries the heartbeat of
+    the trial it replaces, is not stale once a worker has started it."""
+    import datetime
+
+    from optuna.storages import JournalStorage
+
+    from ktplus.oracles import _storage
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage, study_name="s")
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    old = datetime.datetime.now() - datetime.timedelta(seconds=600)
+
+    def add(state, x, start, attrs):
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=0, state=state, value=None, datetime_start=start, datetime_complete=None, params={"x": x},
+            distributions=dist, user_attrs={}, system_attrs=attrs, intermediate_values={}, trial_id=0))
+        return study.trials[-1]._trial_id
+
+    silent = add(TrialState.RUNNING, 0.1, old, {})  # started 600 s ago, never beat
+    copy = add(TrialState.WAITING, 0.2, None, {_storage.HEARTBEAT_ATTR: old.timestamp()})
+    assert storage.set_trial_state_values(copy, state=TrialState.RUNNING)  # a worker starts it now
+    failed = _storage.fail_stale_trials(study, grace_period=60, on_failed=lambda t: None)
+    assert [t._trial_id for t in failed] == [silent]
+    assert storage.get_trial(silent).state == TrialState.FAIL
+    assert storage.get_trial(copy).state == TrialState.RUNNING
