@@ -590,6 +590,20 @@ class OptunaOracle(keras_tuner.Oracle):
             if trial.status != TrialStatus.RUNNING and trial.trial_id not in self.end_order:
                 self.end_order.append(trial.trial_id)
 
+    def _check_consecutive_failures(self) -> None:
+        """keras-tuner's check; with ``storage``, over the trials this
+        process asked only: other workers' failures (a lost worker's trials,
+        failed as stale) read back by `refresh_shared` are not this
+        worker's, and must not stop it."""
+        if self.storage is None:
+            return super()._check_consecutive_failures()
+        everyone: list[str] = list(getattr(self, "end_order"))  # noqa: B009  (keras-tuner's, untyped)
+        self.end_order[:] = [t for t in everyone if t in self._optuna_ids]
+        try:
+            return super()._check_consecutive_failures()
+        finally:
+            self.end_order[:] = everyone
+
     @keras_tuner.synchronized
     def get_best_trials(self, num_trials: int = 1) -> list[Any]:
         """keras-tuner's ``get_best_trials``; with ``storage``, over every

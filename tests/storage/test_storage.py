@@ -348,3 +348,25 @@ def test_staleness_counts_from_a_trials_start_when_it_has_no_newer_heartbeat(tmp
     assert [t._trial_id for t in failed] == [silent]
     assert storage.get_trial(silent).state == TrialState.FAIL
     assert storage.get_trial(copy).state == TrialState.RUNNING
+
+
+def test_other_workers_failures_do_not_stop_a_worker(tmp_path):
+    """keras-tuner stops a search after max_consecutive_failed_trials
+    failures in a row; with a shared study only this worker's own trials
+    count (a lost worker's trials, failed as stale, are read back from the
+    shared directory but are not this worker's failures)."""
+    from keras_tuner.engine.trial import Trial
+
+    from ktplus.oracles import OptunaOracle
+
+    oracle = OptunaOracle(objective="val_accuracy", max_trials=10, storage=str(tmp_path / "j.log"), study_name="s",
+                          max_consecutive_failed_trials=3)
+    for i in range(3):
+        trial = Trial(oracle.get_space(), trial_id=f"other{i}", status="FAILED")
+        oracle.trials[trial.trial_id] = trial
+        oracle.end_order.append(trial.trial_id)
+    oracle._check_consecutive_failures()  # three failures in a row, none of them this worker's
+    assert oracle.end_order == ["other0", "other1", "other2"]
+    oracle._optuna_ids.update({f"other{i}": i for i in range(3)})  # the same three, had this worker asked them
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        oracle._check_consecutive_failures()
