@@ -196,10 +196,15 @@ def test_a_journal_search_fails_a_dead_workers_trial_and_is_joined_later(tmp_pat
     # A worker that died long ago while its trial ran: ktplus's heartbeat attribute is stale.
     storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
     study = optuna.load_study(study_name="s", storage=storage)
-    dead = study.ask()
-    dead.suggest_categorical("units", [4, 8, 16])
-    dead.suggest_float("lr", 1e-3, 1e-1, log=True)
-    storage.set_trial_system_attr(dead._trial_id, "ktplus:heartbeat", time.time() - 60)
+    import datetime
+
+    long_ago = datetime.datetime.now() - datetime.timedelta(seconds=60)
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=0, state=TrialState.RUNNING, value=None, datetime_start=long_ago, datetime_complete=None,
+        params={"units": 8, "lr": 0.01}, user_attrs={}, intermediate_values={}, trial_id=0,
+        distributions={"units": optuna.distributions.CategoricalDistribution([4, 8, 16]),
+                       "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)},
+        system_attrs={"ktplus:heartbeat": long_ago.timestamp()}))
     tuner.search(x, y, validation_data=validation, epochs=1, verbose=0)
     trials = study.get_trials()
     assert trials[0].state == TrialState.FAIL
