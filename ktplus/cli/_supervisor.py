@@ -75,20 +75,9 @@ def run_shared(args: argparse.Namespace, argv: Sequence[str]) -> int:
         CLIError: for bad data (before any process starts), or when a worker
             failed (the others' trials are kept: the same command resumes).
     """
-    import shutil
     import subprocess
 
-    data = load_data(args)  # fail fast, in this process, before starting anything
-    objectives = objectives_for(args, data)
-    x, family = shape_for(args.family, data)
-    prep_options(args, data, x, family)
-    make_splits(args, data, x)
-    project, where = project_dir(args, data)
-    check_same_split(args, where)
-    if args.overwrite and os.path.isdir(where):  # (--overwrite with --storage is refused earlier)
-        shutil.rmtree(where)
-    logs = os.path.join(where, "ktplus_workers")
-    os.makedirs(logs, exist_ok=True)
+    data, objectives, project, where, logs = _prepare(args)  # (--overwrite with --storage is refused earlier)
     storage, study = shared_storage(args, where, project)
     extra = [] if args.storage else ["--storage", storage]
     extra += [] if args.study else ["--study", study]
@@ -233,6 +222,28 @@ def _stop(procs: dict[str, Any]) -> None:
             proc.kill()
 
 
+def _prepare(args: argparse.Namespace) -> tuple[Any, list[str], str, str, str]:
+    """What a local multi-process search does first, in this process: the
+    data and options checked (fail fast, before any process starts), the
+    project directory (emptied with ``--overwrite``) and its workers' log
+    folder. Returns the data, the objectives, the project name, its
+    directory and the log folder."""
+    import shutil
+
+    data = load_data(args)
+    objectives = objectives_for(args, data)
+    x, family = shape_for(args.family, data)
+    prep_options(args, data, x, family)
+    make_splits(args, data, x)
+    project, where = project_dir(args, data)
+    check_same_split(args, where)
+    if args.overwrite and os.path.isdir(where):
+        shutil.rmtree(where)
+    logs = os.path.join(where, "ktplus_workers")
+    os.makedirs(logs, exist_ok=True)
+    return data, objectives, project, where, logs
+
+
 def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Starts the chief and ``--workers`` workers, shows their combined
     progress and prints the leaderboard when the chief ends.
@@ -241,23 +252,12 @@ def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:
         CLIError: for bad data (before any process starts), failed workers
             or a failed chief.
     """
-    import shutil
     import subprocess
 
     from ktplus.results import format_table, load_results
 
-    data = load_data(args)  # fail fast, in this process, before starting anything
-    objectives = objectives_for(args, data)
-    x, family = shape_for(args.family, data)
-    prep_options(args, data, x, family)
-    make_splits(args, data, x)
-    _, where = project_dir(args, data)
-    check_same_split(args, where)
     started = time.time()
-    if args.overwrite and os.path.isdir(where):
-        shutil.rmtree(where)
-    logs = os.path.join(where, "ktplus_workers")
-    os.makedirs(logs, exist_ok=True)
+    data, objectives, _, where, logs = _prepare(args)
     port = _free_port()
     base_env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
     procs: dict[str, Any] = {}
