@@ -16,7 +16,9 @@ worker processes on 127.0.0.1 run keras-tuner's distributed search.
 
 Each process is ``python -m ktplus.cli search ... --role chief|worker`` with
 the ``KERASTUNER_*`` variables set; this supervisor itself never imports
-TensorFlow. It reads progress from the trials' ``trial.json`` files.
+TensorFlow, except to open and check a shared Optuna storage before any
+worker starts (`check_shared_study`). It reads progress from the trials'
+``trial.json`` files.
 
 With several objectives it ends with their Pareto front, read back from
 the trials' files like the leaderboard.
@@ -77,8 +79,10 @@ def run_shared(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """
     import subprocess
 
-    data, objectives, project, where, logs = _prepare(args)  # (--overwrite with --storage is refused earlier)
+    data, objectives, project, where = _checked(args)
     storage, study = shared_storage(args, where, project)
+    check_shared_study(args, storage, study, objectives)  # (--overwrite with --storage is refused earlier)
+    logs = _make_room(args, where)
     extra = [] if args.storage else ["--storage", storage]
     extra += [] if args.study else ["--study", study]
     procs: dict[str, Any] = {}
@@ -106,8 +110,9 @@ def run_shared(args: argparse.Namespace, argv: Sequence[str]) -> int:
             for name, proc in procs.items():
                 if proc.poll() not in (None, 0) and name not in reported:
                     reported.add(name)
-                    print(f"\nktplus: {name} exited with {proc.returncode}; the others go on, and its trial "
-                          "is re-run by one of them once its heartbeat is stale", flush=True)
+                    if proc.returncode != 2:  # (2: it refused its input before any trial; said at the end)
+                        print(f"\nktplus: {name} exited with {proc.returncode}; the others go on, and its "
+                              "trial is re-run by one of them once its heartbeat is stale", flush=True)
     except KeyboardInterrupt:
         _stop(procs)
         raise
@@ -222,14 +227,10 @@ def _stop(procs: dict[str, Any]) -> None:
             proc.kill()
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, list[str], str, str, str]:
-    """What a local multi-process search does first, in this process: the
-    data and options checked (fail fast, before any process starts), the
-    project directory (emptied with ``--overwrite``) and its workers' log
-    folder. Returns the data, the objectives, the project name, its
-    directory and the log folder."""
-    import shutil
-
+def _checked(args: argparse.Namespace) -> tuple[Any, list[str], str, str]:
+    """What a local multi-process search checks first, in this process,
+    before any process starts or anything is written: the data and options.
+    Returns the data, the objectives, the project name and its directory."""
     data = load_data(args)
     objectives = objectives_for(args, data)
     x, family = shape_for(args.family, data)
@@ -237,11 +238,75 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, list[str], str, str, str]:
     make_splits(args, data, x)
     project, where = project_dir(args, data)
     check_same_split(args, where)
+    return data, objectives, project, where
+
+
+def _make_room(args: argparse.Namespace, where: str) -> str:
+    """The project directory (emptied with ``--overwrite``) and its workers'
+    log folder, made once every check passed. Returns the log folder."""
+    import shutil
+
     if args.overwrite and os.path.isdir(where):
         shutil.rmtree(where)
     logs = os.path.join(where, "ktplus_workers")
     os.makedirs(logs, exist_ok=True)
-    return data, objectives, project, where, logs
+    return logs
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, list[str], str, str, str]:
+    """`_checked`, then `_make_room`. Returns the data, the objectives, the
+    project name, its directory and the log folder."""
+    data, objectives, project, where = _checked(args)
+    return data, objectives, project, where, _make_room(args, where)
+
+
+def check_shared_study(args: argparse.Namespace, storage: str, study: str, objectives: list[str]) -> None:
+    """Opens the workers' storage in this process and refuses, as one line
+    before any worker starts or anything is written, one they could not
+    use: an unreachable database, refused credentials, a missing driver or
+    journal folder, or a study of that name made by another objective.
+    Nothing is checked for the embedded journal file while it does not
+    exist (the first worker makes it), nor with ``--overwrite`` (which
+    deletes it with the project directory); this process then never
+    imports TensorFlow (it does to check a storage: the oracle's helpers).
+
+    Raises:
+        CLIError: naming the flag (``--storage``, ``--study``,
+            ``--heartbeat``) and what is wrong, the password masked.
+    """
+    if args.storage is None and (args.overwrite or not os.path.exists(storage)):
+        return
+    from ktplus._quiet import import_quietly
+
+    import_quietly()  # (TensorFlow's start-up noise)
+    from ktplus._objectives import create_objective
+    from ktplus._pareto import objective_directions
+    from ktplus.cli._search import _storage_error
+    from ktplus.oracles import _storage
+    from ktplus.oracles._optuna_oracle import study_directions
+
+    objective = create_objective(objectives[0] if len(objectives) == 1 else list(objectives))
+    names, directions = objective_directions(objective)
+    try:
+        interval, grace = _storage.check_heartbeat(args.heartbeat or 60, None)
+        opened = _storage.open_storage(storage, interval, grace)
+    except ValueError as e:
+        raise CLIError(f"ktplus search: {_storage_error(e)}") from None
+    try:
+        _storage.check_existing_study(opened, study, study_directions(objective),
+                                      [[n, d] for n, d in zip(names, directions)],
+                                      _storage.describe_storage(storage))
+    except ValueError as e:
+        raise CLIError(f"ktplus search: {_storage_error(e)}") from None
+    finally:
+        _close(opened)
+
+
+def _close(storage: Any) -> None:
+    """Lets go of a storage opened for a check (an RDBStorage's connections)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def run_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int:

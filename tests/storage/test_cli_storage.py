@@ -83,3 +83,31 @@ def test_bad_storage_input_is_one_line(tmp_path, capfd, monkeypatch):
                               "--project", "b", "--objective", "val_loss"), "ktplus search: --study: ")
     assert "val_accuracy (max)" in err
     assert not list((tmp_path / "runs" / "b").glob("trial_*"))
+
+
+def test_workers_with_a_bad_storage_are_refused_before_any_process_starts(tmp_path, capfd, monkeypatch):
+    """``--workers N`` with a storage the workers could not use: the supervisor opens it first, so
+    the error is one line, before any worker process starts or the project directory is made."""
+    monkeypatch.chdir(tmp_path)
+    workers = [*TINY, "--trials", "2", "--workers", "2"]
+    err = one_line_error(main(capfd, "search", *workers, "--storage", "postgresql://u:pw-secret@127.0.0.1:1/db"),
+                         "ktplus search: --storage: ")
+    assert "connecting failed" in err and "pw-secret" not in err and "***" in err
+    one_line_error(main(capfd, "search", *workers, "--storage", str(tmp_path / "no" / "j.log")),
+                   "the journal file's folder")
+    # A study of that name made by another objective (here: minimized), in --storage...
+    journal = tmp_path / "other.log"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    optuna.create_study(storage=storage, study_name="iris", direction="minimize")
+    err = one_line_error(main(capfd, "search", *workers, "--storage", str(journal)), "ktplus search: --study: ")
+    assert "val_accuracy (max)" in err
+    assert not (tmp_path / "runs").exists()  # no worker started: nothing written
+    # ... and in the project directory's own journal file (the --workers default), which is kept.
+    project = tmp_path / "runs" / "iris"
+    project.mkdir(parents=True)
+    optuna.create_study(storage=optuna.storages.JournalStorage(JournalFileBackend(str(project / "optuna-journal.log"))),
+                        study_name="iris", direction="minimize")
+    before = (project / "optuna-journal.log").read_bytes()
+    one_line_error(main(capfd, "search", *workers), "ktplus search: --study: ")
+    assert sorted(p.name for p in project.iterdir()) == ["optuna-journal.log"]  # no ktplus_workers/ logs
+    assert (project / "optuna-journal.log").read_bytes() == before
