@@ -176,6 +176,29 @@ def _with_objective(args: tuple, kwargs: dict, objective: Any) -> tuple[tuple, d
     return args, kwargs
 
 
+def _check_shared_space(oracle: Any, hypermodel: Any, options: TunerOptions) -> None:
+    """Refuses, before anything is written to the project directory, a
+    search whose space differs from the one of the shared study its oracle
+    joins (an `OptunaOracle` with ``storage``): the hypermodel given here is
+    built once on a scratch space and the oracle compares it with the
+    study's. keras-tuner reloads a project's saved space instead of building
+    the given hypermodel, so a worker with another space joining the same
+    project directory would otherwise run the study's configurations
+    through its own build function."""
+    check = getattr(oracle, "check_space", None)  # (an OptunaOracle; no other oracle has a shared study)
+    if check is None or getattr(oracle, "storage", None) is None or hypermodel is None:
+        return
+    hp = oracle.get_space()  # the hyperparameters given to the oracle (fixed values, ...), a copy
+    if isinstance(hypermodel, keras_tuner.HyperModel):
+        hypermodel.declare_hyperparameters(hp)
+        hypermodel.build(hp)
+    else:  # a build function (keras-tuner wraps it the same way)
+        hypermodel(hp)
+    if isinstance(options.lr_decay, _schedules.TunedLRDecay):
+        _schedules.declare_tuned_decay(hp, options.lr_decay)
+    check(hp)
+
+
 class Tuner(TunerHooks):
     __doc__ = f"""`keras_tuner.Tuner` with ktplus's options, over any oracle.
 
@@ -259,6 +282,7 @@ class Tuner(TunerHooks):
             else:  # given by position
                 at = parameters.index("seed")
                 args = (*args[:at], oracle_seed(self._given_seed), *args[at + 1:])
+        _check_shared_space(given_oracle, _given_hypermodel(args, kwargs), options)
         with atomic_state_writes(os.fspath(directory or ".")):
             super().__init__(*args, **_distributed.keep_shared_directory(kwargs))
             if local_oracle(self.oracle) is self.oracle:  # a worker's client oracle holds no trials
@@ -347,8 +371,10 @@ class Tuner(TunerHooks):
         Returns:
             One row per trial: ``trial_id``, ``status`` (completed, pruned,
             failed, ...), ``score``, ``epochs`` (run), ``best_epoch``, the
-            hyperparameters and ``best/<metric>`` columns.
+            hyperparameters and ``best/<metric>`` columns. With an oracle
+            whose study lives in a shared storage, every worker's trials.
         """
+        self._refresh_shared()
         space = [hp.name for hp in self.oracle.get_space().space]
         return results_frame(self.oracle.trials.values(), self.oracle.objective.name,
                              self.oracle.objective.direction, space)
@@ -380,6 +406,7 @@ class Tuner(TunerHooks):
         """
         from ktplus._pareto import pareto_front_frame
 
+        self._refresh_shared()
         space = [hp.name for hp in self.oracle.get_space().space]
         return pareto_front_frame(self.oracle.trials.values(), self.oracle.objective, space)
 
@@ -412,6 +439,7 @@ class Tuner(TunerHooks):
         """
         from ktplus.reporting import importance_frame
 
+        self._refresh_shared()
         trials = getattr(self.oracle, "trials", None)
         if trials is None:  # a worker's oracle client: the chief's saved records
             from ktplus.reporting import importance as from_directory
@@ -428,7 +456,10 @@ class Tuner(TunerHooks):
         The inputs are checked before the first trial (a clear ValueError
         for data or an objective that cannot work); the fast path's data
         cache and garbage-collector freeze live for this call only, however
-        it ends.
+        it ends. With an oracle whose study lives in a shared storage, the
+        trials this worker still holds when the search ends (it raised, or
+        was interrupted) are told failed, so no other worker waits for them,
+        and the other workers' records are read in afterwards.
         """
         groups = fit_kwargs.pop("groups", None)
         if self.options.cv is None:
@@ -451,6 +482,7 @@ class Tuner(TunerHooks):
             stack.enter_context(atomic_state_writes(self.project_dir))
             stack.enter_context(self._fast.search())
             stack.enter_context(_distributed.session(self))
+            stack.callback(self._release_held)  # however the search ends (first of these to run)
             try:
                 k = pack_size(self) if data_allows(fit_args, fit_kwargs) else 1
                 requeue_slots(self, k)
@@ -463,6 +495,7 @@ class Tuner(TunerHooks):
                     raise
                 self._save_failed_trials()
                 raise RuntimeError(self._failure_report(str(e).splitlines()[0])) from e
+        self._refresh_shared()  # the readers after a search show every worker's trials
         self._rank_in_tensorboard()
         self._check_some_model_fits()
 
@@ -538,7 +571,37 @@ class Tuner(TunerHooks):
         return self._recorder(trial)
 
     def _owns_trial(self, trial_id: str) -> bool:
+        """Whether this process may still write the trial's curve, checkpoint
+        and TensorBoard session: not once the chief fenced it (keras-tuner's
+        chief/worker mode), nor, with an oracle whose study lives in a shared
+        storage, once another worker failed it as stale (this one stalled
+        past the grace period): the study then says how it ended."""
+        lost = getattr(self.oracle, "lost_to_another", None)  # (an oracle client in chief/worker mode has none)
+        if lost is not None and lost(trial_id):
+            return False
         return _distributed.owns_trial(self, trial_id)
+
+    def _refresh_shared(self) -> None:
+        """With an oracle whose study lives in a shared storage: every other
+        worker's trial records, read again from the shared project directory,
+        so the readers show the whole search (a no-op for other oracles)."""
+        refresh = getattr(self.oracle, "refresh_shared", None)  # (an oracle client in chief/worker mode has none)
+        if refresh is not None:
+            refresh()
+
+    def _release_held(self) -> None:
+        """With an oracle whose study lives in a shared storage: its heartbeat
+        threads stopped and every trial it still holds (asked but not ended,
+        or waiting to be told) told failed, so a search that raised or was
+        interrupted leaves no running trial the other workers wait for."""
+        release = getattr(self.oracle, "release_held", None)  # (an oracle client in chief/worker mode has none)
+        if release is None:
+            return
+        try:
+            release()
+        except Exception as e:  # (a storage gone: the trials go stale after the grace period instead)
+            warnings.warn(f"ktplus: the trials this worker held could not be released ({e!r}); the other "
+                          "workers fail them as stale after the grace period", stacklevel=2)
 
     def on_trial_begin(self, trial: Any) -> None:
         super().on_trial_begin(trial)
@@ -604,6 +667,7 @@ class Tuner(TunerHooks):
         """The best trials' trained models, as `keras_tuner.Tuner.get_best_models`
         (a ValueError when ``num_models`` exceeds ``keep_checkpoints``)."""
         check_num_models(self, num_models)
+        self._refresh_shared()
         return list(super().get_best_models(num_models))
 
     def _hyperband_budget(self) -> int | None:
@@ -693,6 +757,7 @@ class Tuner(TunerHooks):
         """
         from ktplus.evaluation import evaluate_trials
 
+        self._refresh_shared()
         return evaluate_trials(self, x, y, num_models=num_models)
 
     def refit(self, x: Any, y: Any, **fit_kwargs: Any) -> Any:
@@ -714,6 +779,7 @@ class Tuner(TunerHooks):
         """
         from ktplus.evaluation import refit_best
 
+        self._refresh_shared()
         return refit_best(self, x, y, **fit_kwargs)
 
     # -- warm start --------------------------------------------------------------
