@@ -23,20 +23,26 @@ the shared project directory), keeps the trial's heartbeat and intermediate
 values in the storage while it trains, and tells it how the trial ended.
 ``max_trials`` counts the study's trials across all workers (a retry of a
 stale trial runs in its place); the study, not ``oracle.json``, is then
-the sampler's memory.
+the sampler's memory. A project directory belongs to one mode: a shared
+study's project is not resumed in memory, nor the reverse (`set_state`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
+import logging
 import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import keras_tuner
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ktplus._compat import TrialStatus
@@ -52,6 +58,10 @@ from ktplus.oracles._space import active_params, suggest
 SIZE_CONSTRAINT = "max_model_size"
 #: Where a trial's keras-tuner id is kept on its Optuna trial.
 TRIAL_ID_ATTR = "keras_tuner_trial_id"
+#: Seconds between the log lines of a worker waiting for the other workers' trials.
+WAIT_LOG_SECONDS = 60.0
+
+_log = logging.getLogger("ktplus")
 
 
 def study_directions(objective: Any) -> list[Literal["minimize", "maximize"]]:
@@ -100,8 +110,19 @@ class OptunaOracle(keras_tuner.Oracle):
             trial's heartbeats (a given RDBStorage keeps its own).
         grace_period: With ``storage``: seconds without a heartbeat after
             which a trial is stale: the next worker that asks fails it and
-            re-queues it once with the same parameters. None: twice
-            ``heartbeat_interval``.
+            re-queues it once with the same parameters (a trial that never
+            beat is stale once it started ``grace_period`` seconds ago).
+            None: twice ``heartbeat_interval``.
+
+    With ``storage``, "tpe" runs with ``constant_liar=True`` (Optuna's advice
+    for parallel workers: the running trials of every worker count as bad
+    results while they run). A worker that asks in a race for the last
+    places of ``max_trials`` tells its surplus trial failed at once: such
+    trials stay in the study as FAIL trials with the system attribute
+    ``ktplus:surplus`` (``optuna-dashboard`` and ``study.trials`` show them;
+    they never count). `release_held` (the tuner calls it when a search
+    ends, however it ends) tells every trial this process still holds as
+    failed, so no other worker waits for them.
 
     Attributes:
         study: The `optuna.Study`: in memory (its trials mirror
@@ -158,8 +179,10 @@ class OptunaOracle(keras_tuner.Oracle):
         self._optuna_ids: dict[str, int] = {}
         #: The heartbeat threads of this process's running trials, by keras-tuner trial id.
         self._keepers: dict[str, _storage.TrialKeeper] = {}
-        #: Set when a trial of this worker was failed as stale by another: it asks no more.
-        self.lost_trial: str | None = None
+        #: The trials of this worker that another failed as stale (it stalled): it asks no more.
+        self.lost_trials: set[str] = set()
+        #: keras-tuner's record writes of ``end_trial``, held until the study took the tell.
+        self._held_writes: list[Callable[[], None]] | None = None
         self._space_checked = False
         self.sampler: optuna.samplers.BaseSampler
         if self.storage is not None:
@@ -167,7 +190,7 @@ class OptunaOracle(keras_tuner.Oracle):
             self._seed_state = self.seed
             # Every worker samples with its own generator (one seed everywhere would make every
             # worker draw the same configurations); QMC's one sequence is shared through the study.
-            self.sampler = make_sampler(sampler, self.seed if self.sampler_name == "qmc" else None)
+            self.sampler = make_sampler(sampler, self.seed if self.sampler_name == "qmc" else None, shared=True)
             self.study.sampler = self.sampler
         else:
             self.sampler = make_sampler(sampler, self.seed)
@@ -221,6 +244,29 @@ class OptunaOracle(keras_tuner.Oracle):
         keras-tuner pads its own)."""
         return f"{number:0{len(str(self.max_trials))}d}"
 
+    def check_space(self, hyperparameters: Any) -> None:
+        """Refuses a search space other than the shared study's.
+
+        The tuner calls it before it writes anything, with a fresh build of
+        the user's hypermodel (keras-tuner reloads a project's saved space
+        instead of building the given hypermodel, so a worker with another
+        space joining the same project directory is only seen this way).
+        Nothing is written. Without ``storage`` this does nothing.
+
+        Args:
+            hyperparameters: A `keras_tuner.HyperParameters`.
+
+        Raises:
+            ValueError: naming the storage, the study and a hyperparameter
+                whose domain differs (or the names each space tunes), when
+                the study's recorded space (or its trials' distributions) is
+                another one.
+        """
+        if self.storage is None:
+            return
+        ours = _storage.space_fingerprint(hyperparameters)
+        _storage.check_space(self.storage, self.study._study_id, self.study_name or "", ours, self._described)
+
     def _check_space(self) -> None:
         """Refuses a study of another search space (once, at the first ask:
         the space is known once the hypermodel was built), and records this
@@ -245,11 +291,22 @@ class OptunaOracle(keras_tuner.Oracle):
                 self.study.enqueue_trial(entry, skip_if_exists=True)
 
     def _mark_stale(self, frozen: Any) -> None:
-        """A trial failed as stale by this worker: its keras-tuner record (written
-        by the lost worker in the shared project directory) says FAILED."""
-        trial_id = frozen.user_attrs.get(TRIAL_ID_ATTR)
+        """A trial failed as stale by this worker: its keras-tuner record and
+        its curve (written by the lost worker in the shared project
+        directory) say failed, so readers do not show it running."""
+        trial_id = str(frozen.user_attrs.get(TRIAL_ID_ATTR))
+        if not trial_id.isdigit() or int(trial_id) != frozen.number:  # (a retry's copy carries its original's)
+            return
+        self._fail_record(trial_id, f"Worker lost: no heartbeat in the storage for {self.grace_period} s "
+                                    f"(killed, machine lost or stalled); Optuna trial {frozen.number} was failed "
+                                    "as stale and re-queued once with the same hyperparameters.")
+        self._fail_curves(trial_id)
+
+    def _fail_record(self, trial_id: str, message: str) -> None:
+        """The trial's record in the project directory, if it says RUNNING,
+        rewritten as FAILED with ``message``."""
         directory = getattr(self, "_directory", None)
-        if trial_id is None or directory is None:
+        if directory is None:
             return
         path = os.path.join(str(directory), self._project_name, f"trial_{trial_id}", "trial.json")
         if not os.path.isfile(path):
@@ -261,12 +318,31 @@ class OptunaOracle(keras_tuner.Oracle):
         if record.status != TrialStatus.RUNNING:
             return
         record.status = TrialStatus.FAILED
-        record.message = (f"Worker lost: no heartbeat in the storage for {self.grace_period} s (killed, "
-                          f"machine lost or stalled); Optuna trial {frozen.number} was failed as stale and "
-                          "re-queued once with the same hyperparameters.")
+        record.message = message
         from ktplus._atomic import atomic_write_json
 
         atomic_write_json(path, record.get_state())
+
+    def _fail_curves(self, trial_id: str) -> None:
+        """The trial's curve files (one per fold with cv) that say running,
+        rewritten as failed (their epochs kept)."""
+        directory = getattr(self, "_directory", None)
+        if directory is None:
+            return
+        from ktplus._atomic import atomic_write_json
+        from ktplus.training._pruning import FAILED, RUNNING
+
+        folder = os.path.join(str(directory), self._project_name, CURVES_DIR)
+        paths = [os.path.join(folder, f"trial_{trial_id}.json"),
+                 *sorted(glob.glob(os.path.join(folder, f"trial_{glob.escape(trial_id)}_fold_*.json")))]
+        for path in paths:
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("state") == RUNNING:
+                atomic_write_json(path, {**data, "state": FAILED})
 
     def _ask_shared(self) -> Any:
         """The shared study's next trial within ``max_trials``, or None when
@@ -279,9 +355,16 @@ class OptunaOracle(keras_tuner.Oracle):
         counted) and the ask repeats. While the budget is spent but other
         workers' trials still run, a worker waits: one of them may go stale
         and come back as a retry (unless it holds unfinished trials of
-        its own: it trains those first and asks again after)."""
+        its own: it trains those first and asks again after); it says so in
+        a log line (logger "ktplus") when it starts waiting and every
+        `WAIT_LOG_SECONDS` while it waits.
+
+        The asked trial's heartbeat keeper starts at once, before its
+        parameters are sampled, so a worker that dies later leaves a trial
+        that goes stale by its heartbeat."""
         storage, sid = self.storage, self.study._study_id
         mine = set(self._optuna_ids.values())
+        logged = None
         while True:
             with quiet_optuna():  # (Optuna's retry callback is experimental)
                 _storage.fail_stale_trials(self.study, self.grace_period, self._mark_stale)
@@ -291,21 +374,42 @@ class OptunaOracle(keras_tuner.Oracle):
             if waiting or not self.max_trials or counted < self.max_trials:
                 with quiet_optuna(), _storage.asking(self.study):
                     trial = self.study.ask()
+                trial_id = self._trial_id_of(trial.number)
+                try:
+                    self._keep(trial_id, trial._trial_id)
+                except UpdateFinishedTrialError:  # failed as stale by another worker already: ask again
+                    continue
                 frozen = storage.get_trial(trial._trial_id)
                 if (not self.max_trials or not _storage.counts_toward_budget(frozen)
                         or _storage.budget_rank(storage.get_all_trials(sid, deepcopy=False),
                                                 frozen.number) < self.max_trials):
                     return trial
-                storage.set_trial_system_attr(trial._trial_id, _storage.SURPLUS_ATTR, True)
-                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                self._stop_keeper(trial_id)
+                with contextlib.suppress(UpdateFinishedTrialError):
+                    storage.set_trial_system_attr(trial._trial_id, _storage.SURPLUS_ATTR, True)
+                    storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
                 continue
-            if not any(t.state == TrialState.RUNNING and t._trial_id not in mine for t in trials):
+            others = [t.number for t in trials if t.state == TrialState.RUNNING and t._trial_id not in mine]
+            if not others:
                 return None
             if any(t.state == TrialState.RUNNING and t._trial_id in mine for t in trials):
                 # This worker holds trials it has yet to train (a pack being gathered): waiting for the
                 # others here would deadlock workers that each hold one; the pack asks again once they end.
                 return None
+            if logged is None or time.monotonic() - logged >= WAIT_LOG_SECONDS:
+                logged = time.monotonic()
+                _log.warning(
+                    "ktplus: study %r has its max_trials=%d trials; waiting for the %d that other workers run "
+                    "(Optuna trial %s): one whose worker is lost goes stale after %d s without a heartbeat "
+                    "and is re-run by the next worker that asks.", self.study_name, self.max_trials,
+                    len(others), ", ".join(map(str, others)), self.grace_period)
             time.sleep(min(float(self.heartbeat_interval), 5.0))
+
+    def _keep(self, trial_id: str, optuna_id: int) -> None:
+        """Starts the heartbeat keeper of a trial this worker asked (its first
+        beat now)."""
+        self._keepers[trial_id] = _storage.TrialKeeper(self.storage, optuna_id, self.heartbeat_interval,
+                                                      lambda: self._curve(trial_id))
 
     def _create_shared_trial(self, tuner_id: str) -> Any:
         """keras-tuner's ``create_trial`` over the shared study."""
@@ -322,20 +426,24 @@ class OptunaOracle(keras_tuner.Oracle):
             return trial
         self._check_space()
         self._enqueue_shared()
-        asked = None if self.lost_trial is not None else self._ask_shared()
-        if asked is None:
-            self.tuner_ids.discard(tuner_id)
-            hps = self.hyperparameters.copy()
-            return Trial(hyperparameters=hps, trial_id=self._trial_id_of(len(self.trials)),
-                         status=TrialStatus.STOPPED)
-        trial_id = self._trial_id_of(asked.number)
-        with quiet_optuna():
-            values = suggest(asked, self.get_space())
-            asked.set_user_attr(TRIAL_ID_ATTR, trial_id)
+        while True:
+            asked = None if self.lost_trials else self._ask_shared()
+            if asked is None:
+                self.tuner_ids.discard(tuner_id)
+                hps = self.hyperparameters.copy()
+                return Trial(hyperparameters=hps, trial_id=self._trial_id_of(len(self.trials)),
+                             status=TrialStatus.STOPPED)
+            trial_id = self._trial_id_of(asked.number)
+            try:
+                with quiet_optuna():
+                    values = suggest(asked, self.get_space())
+                    asked.set_user_attr(TRIAL_ID_ATTR, trial_id)
+            except UpdateFinishedTrialError:  # failed as stale by another worker before it began: ask again
+                self._stop_keeper(trial_id)
+                continue
+            break
         self._numbers[trial_id] = asked.number
         self._optuna_ids[trial_id] = asked._trial_id
-        self._keepers[trial_id] = _storage.TrialKeeper(self.storage, asked._trial_id, self.heartbeat_interval,
-                                                      lambda: self._curve(trial_id))
         hps = self.hyperparameters.copy()
         hps.values = values
         trial = Trial(hyperparameters=hps, trial_id=trial_id, status=TrialStatus.RUNNING)
@@ -362,8 +470,8 @@ class OptunaOracle(keras_tuner.Oracle):
         stalled); its curve, checkpoint and session are then not this
         worker's to write. A trial this worker ended itself is not lost."""
         trial_id = str(trial_id)
-        if self.storage is None or trial_id not in self._optuna_ids or trial_id == self.lost_trial:
-            return self.storage is not None and trial_id == self.lost_trial
+        if self.storage is None or trial_id not in self._optuna_ids or trial_id in self.lost_trials:
+            return self.storage is not None and trial_id in self.lost_trials
         if not any(t.trial_id == trial_id for t in self.ongoing_trials.values()):
             return False
         return not self._still_owned(trial_id)
@@ -374,10 +482,15 @@ class OptunaOracle(keras_tuner.Oracle):
         left them, and this worker asks no more."""
         trial_id = str(trial.trial_id)
         self._stop_keeper(trial_id)
-        self.lost_trial = trial_id
+        self.lost_trials.add(trial_id)
         for tuner_id, ongoing in list(self.ongoing_trials.items()):
             if ongoing.trial_id == trial_id:
                 self.ongoing_trials.pop(tuner_id)
+        directory = getattr(self, "_directory", None)
+        path = os.path.join(str(directory), self._project_name, f"trial_{trial_id}", "trial.json")
+        if directory is not None and os.path.isfile(path):
+            with contextlib.suppress(Exception):  # (this process's readers show the record the other worker left)
+                self.trials[trial_id] = keras_tuner.engine.trial.Trial.load(path)
         warnings.warn(
             f"ktplus: trial {trial_id} (Optuna trial {self._numbers.get(trial_id)} of study "
             f"{self.study_name!r}) was failed as stale by another worker while this one went "
@@ -424,21 +537,62 @@ class OptunaOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def end_trial(self, trial: Any) -> None:
         """keras-tuner's ``end_trial``, then tells the sampler how it ended.
-        With ``storage``, a trial another worker failed as stale meanwhile is
-        neither recorded nor told (`lost_trial`)."""
-        if self.storage is not None and not self._still_owned(trial.trial_id):
+
+        With ``storage`` the study decides first: keras-tuner's record
+        writes (the trial's ``trial.json``, ``oracle.json``) are held until
+        the tell succeeded, since the storage ends a trial once and
+        atomically. A trial another worker failed as stale meanwhile (this
+        one stalled) is then neither told nor written: its records stay as
+        that worker left them (`lost_trials`)."""
+        if self.storage is None:
+            try:
+                super().end_trial(trial)
+            finally:
+                if self.tell_ended_trial(trial.trial_id):
+                    self.save()  # oracle.json with what the tell changed (the sampler's attributes)
+            return
+        trial_id = str(trial.trial_id)
+        if trial_id in self.lost_trials or not self._still_owned(trial_id):
             self._give_up(trial)
             return
+        held: list[Callable[[], None]] = []
+        self._held_writes = held
         try:
             super().end_trial(trial)
         finally:
-            if self.tell_ended_trial(trial.trial_id):
-                self.save()  # oracle.json with what the tell changed (the sampler's attributes)
+            self._held_writes = None
+            try:
+                self.tell_ended_trial(trial_id)
+            finally:
+                if trial_id in self.lost_trials:  # the storage refused the tell: another worker failed it first
+                    self._give_up(trial)
+                else:
+                    for write in held:
+                        write()
+
+    def _save_trial(self, trial: Any) -> None:
+        if self._held_writes is not None:  # (`end_trial` with storage: written once the study took the tell)
+            self._held_writes.append(lambda: super(OptunaOracle, self)._save_trial(trial))
+            return
+        super()._save_trial(trial)
+
+    def save(self) -> None:
+        if getattr(self, "_held_writes", None) is not None:
+            self._held_writes.append(super().save)  # type: ignore[union-attr]
+            return
+        super().save()
 
     def tell_ended_trial(self, trial_id: str) -> bool:
         """Tells the study how keras-tuner's trial ``trial_id`` ended (once;
         nothing while it waits for a retry). ktplus's lost-worker recovery
         calls it for a trial it fails by hand.
+
+        With ``storage``, a trial this worker holds that the storage
+        already ended, or that it refuses to end (another worker failed it
+        as stale first), joins `lost_trials`. The trial's intermediate
+        values end as its final curve: with ``cv`` a step's value is the
+        mean over the folds, so the values reported while the first folds
+        trained are rewritten.
 
         Returns:
             Whether the study changed.
@@ -455,6 +609,8 @@ class OptunaOracle(keras_tuner.Oracle):
         else:
             frozen = self.study.get_trials(deepcopy=False)[number]
         if frozen.state.is_finished():
+            if self.storage is not None and str(trial_id) in self._keepers:  # held here, ended elsewhere
+                self.lost_trials.add(str(trial_id))
             self._stop_keeper(trial_id)
             return False
         state, values, curve = self._outcome(trial)
@@ -468,22 +624,37 @@ class OptunaOracle(keras_tuner.Oracle):
                         self._waiting_infeasible.append(str(trial_id))
                     else:
                         self._stop_keeper(trial_id)
-                        self.study.tell(number, worst)
+                        self._tell(number, frozen._trial_id, worst)
                     return True
                 self._stop_keeper(trial_id)  # (before reading what it reported: it reports no more)
-                reported = (self.storage.get_trial(frozen._trial_id).intermediate_values
+                storage = self.study._storage
+                reported = (storage.get_trial(frozen._trial_id).intermediate_values
                             if self.storage is not None else frozen.intermediate_values)
                 for step, value in curve.items():
                     if step not in reported:
                         live.report(value, step)
-                self.study.tell(number, values, state=state)
+                    elif reported[step] != value:  # (a cv mean over fewer folds: no "already reported" warning)
+                        storage.set_trial_intermediate_value(frozen._trial_id, step, value)
+                self._tell(number, frozen._trial_id, values, state=state)
                 if state == TrialState.COMPLETE and self._waiting_infeasible:
                     self._tell_waiting()
-        except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale between the check and the tell
+        except UpdateFinishedTrialError:  # failed as stale between the check and the tell
             self._stop_keeper(trial_id)
-            self.lost_trial = str(trial_id)
+            self.lost_trials.add(str(trial_id))
             return False
         return True
+
+    def _tell(self, number: int, optuna_id: int, values: Any = None, state: Any = None) -> None:
+        """``study.tell``; a trial the storage has ended meanwhile (Optuna
+        checks before it writes, and says ValueError) raises
+        `optuna.exceptions.UpdateFinishedTrialError`, as the storage's own
+        refusal does."""
+        try:
+            self.study.tell(number, values, state=state)
+        except ValueError as e:
+            if self.study._storage.get_trial(optuna_id).state.is_finished():
+                raise UpdateFinishedTrialError(str(e)) from e
+            raise
 
     def _tell_waiting(self) -> None:
         worst = self._worst_values()
@@ -491,9 +662,68 @@ class OptunaOracle(keras_tuner.Oracle):
             return
         for trial_id in self._waiting_infeasible:
             self._stop_keeper(trial_id)
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                self.study.tell(self._numbers[trial_id], worst)
+            with contextlib.suppress(UpdateFinishedTrialError):
+                self._tell(self._numbers[trial_id], self._optuna_id(trial_id), worst)
         self._waiting_infeasible = []
+
+    def _optuna_id(self, trial_id: str) -> int:
+        """The storage id of the study's trial for keras-tuner's ``trial_id``."""
+        if trial_id in self._optuna_ids:
+            return self._optuna_ids[trial_id]
+        return int(self.study.get_trials(deepcopy=False)[self._numbers[trial_id]]._trial_id)
+
+    @keras_tuner.synchronized
+    def release_held(self) -> None:
+        """Lets go of every trial this process still holds in the shared study.
+
+        Stops every heartbeat keeper of this process and tells each trial it
+        asked but did not end (a search that raised or was interrupted, a
+        pack left untrained) as failed, its record and curve marked failed
+        too; an infeasible trial still waiting for a completed trial's
+        values is told with the worst values seen so far (failed when there
+        are none). The other workers then never wait for them. The tuner
+        calls it when a search ends, however it ends; calling it again, or
+        after a normal end, does nothing more. Without ``storage`` this does
+        nothing.
+        """
+        if self.storage is None:
+            return
+        waiting = list(self._waiting_infeasible)
+        held = [t for t in self._keepers if t not in waiting]
+        for trial_id in list(self._keepers):
+            self._stop_keeper(trial_id)
+        worst = self._worst_values() if waiting else None
+        self._waiting_infeasible = []
+        for trial_id in waiting:
+            with quiet_optuna(), contextlib.suppress(UpdateFinishedTrialError):
+                self._tell(self._numbers[trial_id], self._optuna_id(trial_id), worst,
+                           state=TrialState.FAIL if worst is None else None)
+        message = ("The search in this process ended (it raised or was interrupted) before this trial ended: "
+                   "it was told failed to the shared study, so that no other worker waits for it.")
+        for trial_id in held:
+            optuna_id = self._optuna_ids.get(trial_id)
+            if optuna_id is None:
+                continue
+            try:
+                with quiet_optuna():
+                    self._tell(self._numbers[trial_id], optuna_id, state=TrialState.FAIL)
+            except UpdateFinishedTrialError:  # another worker failed it as stale: its records are that worker's
+                continue
+            for tuner_id, ongoing in list(self.ongoing_trials.items()):
+                if ongoing.trial_id == trial_id:
+                    self.ongoing_trials.pop(tuner_id)
+            if trial_id in self._retry_queue:
+                self._retry_queue.remove(trial_id)
+            trial = self.trials.get(trial_id)
+            if trial is not None and trial.status in (TrialStatus.RUNNING, TrialStatus.INVALID):
+                trial.status, trial.message = TrialStatus.FAILED, message
+                if trial_id not in self.end_order:
+                    self.end_order.append(trial_id)
+                if getattr(self, "_directory", None) is not None:
+                    self._save_trial(trial)
+            self._fail_curves(trial_id)
+        if held and getattr(self, "_directory", None) is not None:
+            self.save()
 
     def _outcome(self, trial: Any) -> tuple[Any, Any, dict[int, float]]:
         """(state, values, intermediate values) of an ended keras-tuner trial."""
@@ -548,11 +778,43 @@ class OptunaOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """keras-tuner's ``set_state`` (a resumed search's ``oracle.json``),
+        after refusing a project of the other mode: a search whose study
+        lives in a storage resumed in memory, or a search that kept its
+        study in memory (alone or in keras-tuner's chief/worker mode)
+        joined by a shared study, or another shared study than the one
+        the project holds. Their trial numbers would collide over the same
+        ``trial_<id>`` records; nothing is written before the refusal."""
+        self._check_mode(state.get("optuna"))
         if self.storage is not None:  # another worker's oracle.json: a trial it began may have no record yet
             state = {**state, "ongoing_trials": {k: v for k, v in state["ongoing_trials"].items()
                                                  if v in self.trials}}
         super().set_state(state)
         self._saved_optuna = state.get("optuna") or {}
+
+    def _check_mode(self, saved: Any) -> None:
+        """Refuses a saved state (``oracle.json``'s ``"optuna"`` entry) of
+        the other mode, or of another shared study."""
+        project = os.path.join(str(getattr(self, "_directory", ".")), str(getattr(self, "_project_name", "")))
+        shared = isinstance(saved, dict) and "storage" in saved
+        if self.storage is None and shared:
+            raise invalid("storage", None,
+                          f"the storage of the shared Optuna study that the project {project} holds "
+                          f"({saved.get('storage')}, study_name={saved.get('study_name')!r}): resume it with "
+                          "storage= and study_name= (ktplus search --storage URL --study NAME, or --workers N "
+                          "for the project's journal file); in memory, new trials would be numbered over the "
+                          "study's. Or use another project_name")
+        if self.storage is not None and not shared:
+            raise invalid("storage", self._described,
+                          f"None for the project {project}: it holds a search that kept its Optuna study in "
+                          "memory (one process, or keras-tuner's chief/worker mode) and a shared study would "
+                          "number its trials from 0 over that search's records. Resume that search without "
+                          "storage=, or give the shared search another project_name or directory")
+        if self.storage is not None and saved.get("study_name") != self.study_name:
+            raise invalid("study_name", self.study_name,
+                          f"{saved.get('study_name')!r}, the shared study whose trials the project {project} "
+                          f"holds (in {saved.get('storage')}), or another project_name for study "
+                          f"{self.study_name!r}: two studies would number their trials over the same records")
 
     def reload(self) -> None:
         """keras-tuner's reload, then the study rebuilt from the trial records."""

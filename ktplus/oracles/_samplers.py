@@ -129,12 +129,16 @@ def check_sampler(sampler: Any, directions: Sequence[str]) -> None:
                           "pip install 'ktplus[gp]' (or pip install torch)")
 
 
-def make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(sampler: Any, seed: int | None, shared: bool = False) -> optuna.samplers.BaseSampler:
     """The Optuna sampler for ``sampler`` (checked by `check_sampler`).
 
     Names build Optuna's sampler seeded with ``seed``: "tpe" is the
     multivariate TPE with grouped (conditional) search spaces, also for
     several objectives; "qmc" a scrambled Sobol sequence; "nsga2" NSGA-II.
+    With ``shared`` (a study many workers share through a storage), TPE
+    runs with ``constant_liar=True``, as Optuna recommends for parallel
+    workers: the other workers' running trials count as bad results, so
+    workers asking at once do not all sample next to the same point.
     A `BaseSampler` instance is used as it is.
     """
     if isinstance(sampler, optuna.samplers.BaseSampler):
@@ -143,6 +147,8 @@ def make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
     seed = generator_seed(seed)
     with quiet_optuna():
         if name == "tpe":
+            if shared:
+                return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
         if name == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)

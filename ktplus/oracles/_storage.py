@@ -21,15 +21,20 @@ gives running trials their liveness:
 A stale trial (no heartbeat for ``grace_period`` seconds: its worker was
 killed, lost its machine or stalled) is failed by the next worker that
 asks for a trial and re-queued once with the same parameters; its
-keras-tuner record is marked FAILED. A worker that comes back after its
-trial was taken checks the trial's state in the storage before telling
-and stops instead.
+keras-tuner record and its curve are marked failed. A trial that never
+beat (its worker was killed between its ask and its first beat) is stale
+once it started more than ``grace_period`` seconds ago, on every storage:
+its start is the asking worker's clock (Optuna's ``datetime_start``), so
+hosts sharing a study need clocks that agree to well within
+``grace_period``. A worker that comes back after its trial was
+taken cannot tell it (the storage ends a trial once) and stops instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
 import re
@@ -293,6 +298,35 @@ def _last_sign_of_life(trial: FrozenTrial) -> float:
     return max(float(beat) if isinstance(beat, (int, float)) else 0.0, start)
 
 
+def _silent_rdb_trial_ids(storage: Any, sid: int, grace_period: int) -> list[int]:
+    """An RDBStorage's RUNNING trials that never beat (no heartbeat row) and
+    started more than ``grace_period`` seconds ago: a worker killed between
+    its ask and its first beat, a surplus ask not yet told. Optuna's own
+    rule (``_get_stale_trial_ids``) skips them, so they would stay RUNNING
+    for ever. Their start is the asking worker's clock (Optuna's
+    ``datetime_start``), compared with this one's."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    rdb = getattr(storage, "_backend", storage)  # (a study wraps an RDBStorage in Optuna's cache)
+    if not isinstance(rdb, optuna.storages.RDBStorage):
+        return []
+    trial: Any = models.TrialModel
+    beat: Any = models.TrialHeartbeatModel
+    start = getattr(trial, "_datetime_start_utc", None)  # Optuna >= 5.1 keeps naive UTC times
+    if start is not None:
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    else:  # (naive local times)
+        start, now = trial.datetime_start, datetime.datetime.now()
+    cutoff = now - datetime.timedelta(seconds=grace_period)
+    with _create_scoped_session(rdb.scoped_session) as session:
+        rows = (session.query(trial.trial_id)
+                .filter(trial.study_id == sid, trial.state == TrialState.RUNNING, start < cutoff,
+                        ~session.query(beat.trial_id).filter(beat.trial_id == trial.trial_id).exists())
+                .all())
+    return [int(row[0]) for row in rows]
+
+
 def fail_stale_trials(study: optuna.Study, grace_period: int,
                       on_failed: Callable[[FrozenTrial], None]) -> list[FrozenTrial]:
     """Fails the study's stale trials (Optuna's rule: RUNNING, no heartbeat
@@ -300,14 +334,18 @@ def fail_stale_trials(study: optuna.Study, grace_period: int,
     parameters; ``on_failed`` is called with each trial this call failed.
 
     With an RDBStorage's own heartbeats, its stale trials and callback are
-    Optuna's (as ``optuna.storages.fail_stale_trials``); otherwise ktplus's
-    ``ktplus:heartbeat`` attribute is read and Optuna's
-    `RetryHeartbeatStaleTrialCallback` (``max_retry=1``) re-queues. Only
-    one worker fails a trial: the storage refuses a second end."""
+    Optuna's (as ``optuna.storages.fail_stale_trials``), plus the RUNNING
+    trials that never beat and started more than ``grace_period`` seconds
+    ago (Optuna's rule skips them); otherwise ktplus's ``ktplus:heartbeat``
+    attribute is read (a trial with no newer beat counts from its start)
+    and Optuna's `RetryHeartbeatStaleTrialCallback` (``max_retry=1``)
+    re-queues. Only one worker fails a trial: the storage refuses a second
+    end."""
     storage: Any = study._storage
     sid = study._study_id
     if native_heartbeat(storage):
         stale = list(storage._get_stale_trial_ids(sid))
+        stale += [t for t in _silent_rdb_trial_ids(storage, sid, grace_period) if t not in stale]
         callback = storage.get_heartbeat_stale_trial_callback()
     else:
         now = time.time()

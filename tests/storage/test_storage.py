@@ -176,10 +176,13 @@ def test_killed_and_stalled_workers_lose_their_trials_once(postgres, tmp_path):
     for t in trials:
         if t.state in FINISHED:
             assert _record(project, str(t.number))["status"] == "COMPLETED"
-    # Nor did it write the lost trial's curve, checkpoint or TensorBoard session after it came back.
+    # Nor did it write the lost trial's curve, checkpoint or TensorBoard session after it came back; the
+    # worker that failed the trial as stale marked its curve failed (readers show no trial running).
     lost = _ran(out_stalled)[0]
     curve = json.loads((project / "ktplus_curves" / f"trial_{lost}.json").read_text())
-    assert curve["state"] == "running" and list(curve["values"]) == ["0"], curve
+    assert curve["state"] == "failed" and list(curve["values"]) == ["0"], curve
+    killed_trial = "1" if lost == "0" else "0"
+    assert json.loads((project / "ktplus_curves" / f"trial_{killed_trial}.json").read_text())["state"] == "failed"
     assert not glob.glob(str(project / "tensorboard" / f"trial_{lost}" / "*ktplus-session"))
     # The resumed search's readers show every trial: the lost ones FAILED, the rest as they ended.
     frame = survivor.results().set_index("trial_id")
@@ -250,19 +253,19 @@ def test_bad_storage_input_is_refused_before_any_trial(postgres, tmp_path):
         hp.Choice("units", [32, 64])
         return build_for_tests(hp)
 
-    tuner = search(url, build=other_space)
     with pytest.raises(ValueError, match="argument `study_name`.*search space.*'units'"):
-        tuner.search(x, y, validation_data=validation, epochs=1, verbose=0)
+        search(url, build=other_space)  # (refused by the tuner, before anything is written)
     assert len(_study(url).trials) == before
-    assert not glob.glob(str(directory / "p" / "trial_*"))
+    assert not directory.exists()
     with pytest.raises(ValueError, match="argument `overwrite`"):
         search(url, overwrite=True)
     # The same oracle given to ktplus.Tuner: overwrite=True would delete the other workers' records too.
     from ktplus.oracles import OptunaOracle
 
+    search(url)  # a worker of the search joins: its tuner's state is written
     oracle = OptunaOracle(objective="val_accuracy", max_trials=2, storage=url, study_name="s")
     written = sorted(str(f) for f in (directory / "p").rglob("*"))
-    assert written  # what the search with the other space wrote (its tuner's state)
+    assert written
     with pytest.raises(ValueError, match="argument `overwrite`.*shared storage"):
         ktplus.Tuner(oracle, build_for_tests, directory=str(directory), project_name="p", overwrite=True)
     assert sorted(str(f) for f in (directory / "p").rglob("*")) == written
