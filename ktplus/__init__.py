@@ -39,6 +39,7 @@ _EXPORTS = {
     "importance": "ktplus.reporting",
     "load_pareto_front": "ktplus.reporting",
     "report": "ktplus.reporting",
+    "export": "ktplus._export",
 }
 _SUBMODULES = ("datasets", "training", "results", "logging", "hypermodels", "tuners", "oracles", "reporting")
 
@@ -64,6 +65,7 @@ __all__ = [
     "__version__",
     "check_hypermodel",
     "datasets",
+    "export",
     "importance",
     "load_pareto_front",
     "load_results",
@@ -91,6 +93,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ktplus import datasets, training
+    from ktplus._export import export
     from ktplus.hypermodels import (
         AutoHyperModel,
         BaseHyperModel,

@@ -3,8 +3,9 @@
 ``ktplus search`` tunes a model on a built-in or user dataset with no code
 (optionally cross-validated, with a held-out test set and an exported
 model); ``ktplus report DIR`` shows a search's leaderboard and test
-evaluation; ``ktplus tensorboard DIR`` serves its logs; ``ktplus predict``
-predicts with an exported model. Errors are one line on stderr and a
+evaluation; ``ktplus tensorboard DIR`` serves its logs; ``ktplus export
+DIR PATH`` exports its best model (``.keras``, SavedModel, ONNX, LiteRT);
+``ktplus predict`` predicts with an exported model. Errors are one line on stderr and a
 non-zero exit.
 
 One module per part: ``_parser`` (arguments), ``_data`` (``--data``,
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ktplus.cli._tensorboard import run_tensorboard
 
             return run_tensorboard(args)
+        if args.command == "export":
+            from ktplus.cli._export import run_export
+
+            return run_export(args)
         if args.command == "predict":
             from ktplus.cli._predict import run_predict
 

@@ -1,11 +1,15 @@
-"""``ktplus search --export PATH.keras``: the best configuration, refit on all
-the non-test data, saved as one file that predicts on raw features.
+"""``ktplus search --export PATH``: the best configuration, refit on all the
+non-test data, exported (`ktplus.export`'s formats: ``.keras``, a SavedModel
+directory, ``.onnx``, ``.tflite``; ``--format`` overrides the suffix) as a
+model that predicts on raw features; ``ktplus export DIR PATH`` exports the
+best trial's model of a finished search the same way.
 
 "Raw" features are the rows as the data source holds them: a ``.csv``'s
 feature columns, an ``.npz``'s ``x``, or a built-in dataset's ``x`` as
 `ktplus.datasets.load` returns it (digits pixels already divided by 16).
 Whatever the search did to them on the way to the model is inside the saved
-model, so plain ``keras.models.load_model(PATH)`` is all a user needs:
+model, so plain ``keras.models.load_model(PATH)`` (or the format's runtime) is all
+a user needs:
 
 - a ``Reshape`` layer when the search viewed flat rows as images (digits with
   ``--family conv``, ``residual`` or ``auto``);
@@ -17,10 +21,11 @@ The trained network is cloned without its compile state (its ktplus metrics
 would need ktplus installed to deserialize), so the file loads anywhere
 Keras does.
 
-What ``ktplus predict`` needs besides the model (`META_ENTRY`, JSON) is an
-extra entry of the ``.keras`` zip archive, appended after ``model.save``;
-Keras reads only its own entries (``config.json``, ``metadata.json``,
-``model.weights.h5``) and ignores it::
+What ``ktplus predict`` needs besides the model is the export's JSON record
+(`ktplus._export`), written beside it (``PATH.json``) and, for a ``.keras``
+file, also as an extra entry of its zip archive (`META_ENTRY`, appended after
+``model.save``; Keras reads only its own entries and ignores it). Besides
+the fields every export's record has, the CLI's holds::
 
     format, version        "ktplus-export", 1
     ktplus_version         the ktplus that wrote it
@@ -34,11 +39,12 @@ Keras reads only its own entries (``config.json``, ``metadata.json``,
     reshape                the shape the model views a raw row as, or null
     trial_id, hyperparameters, refit_samples   where the model came from
 
-Reading the metadata needs only the standard library (`read_export`).
+Reading the record needs only the standard library (`read_export`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import zipfile
@@ -50,6 +56,8 @@ from ktplus.cli._errors import CLIError
 META_ENTRY = "ktplus.json"
 FORMAT = "ktplus-export"
 VERSION = 1
+#: The formats ``--export``/``--format`` write.
+FORMATS = ("keras", "saved_model", "onnx", "litert")
 
 
 def csv_feature_columns(path: str, target: str | None) -> list[str]:
@@ -65,7 +73,8 @@ def export_metadata(args: Any, data: Any, x_shape: tuple[int, ...], splits: Any,
     """The `META_ENTRY` record of an export (see the module docstring);
     ``feature_columns`` is a ``.csv``'s header (`csv_feature_columns`) as
     read when the search started, ``normalization`` the model's
-    (`model_normalization`)."""
+    (`model_normalization`); ``splits`` None for a model that was not refit.
+    """
     from ktplus import __version__, datasets
 
     raw_shape = [int(d) for d in data.x.shape[1:]]
@@ -81,73 +90,122 @@ def export_metadata(args: Any, data: Any, x_shape: tuple[int, ...], splits: Any,
         "trial_id": getattr(trial, "trial_id", None),
         "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
         if trial is not None else None,
-        "refit_samples": len(splits.rest[0]),
+        "refit_samples": len(splits.rest[0]) if splits is not None else None,
     }
 
 
 def model_normalization(model: Any) -> str | None:
     """The normalization the hypermodel built into ``model``: "standardize",
     "minmax" (the names of its Normalization layers), or None."""
-    import keras
+    from ktplus._export import normalization_mode
 
-    from ktplus.hypermodels._prep import NORMALIZATIONS
-
-    return next((layer.name for layer in model.layers
-                 if layer.name in NORMALIZATIONS and isinstance(layer, keras.layers.Normalization)), None)
+    return normalization_mode(model)
 
 
 def wrap(model: Any, raw_shape: tuple[int, ...], model_shape: tuple[int, ...]) -> Any:
-    """``raw input -> [Reshape] -> model``, uncompiled.
+    """``raw input -> [Reshape] -> model (inference mode)``, uncompiled
+    (`ktplus._export.inference_model`).
 
     The model's own layers (its normalization among them) are copied with
-    their weights.
+    their weights; augmentation layers are absent from the exported graph.
     """
-    import keras
+    from ktplus._export import inference_model
 
-    net = keras.models.clone_model(model)  # no compile state: loads without ktplus's metrics
-    net.set_weights(model.get_weights())
-    for layer in net.layers:
-        if isinstance(layer, keras.layers.Normalization):
-            layer.finalize_state()  # its mean and variance tensors from the weights just set
-    inputs = keras.Input(shape=tuple(raw_shape), name="features")
-    h = inputs
-    if tuple(model_shape) != tuple(raw_shape):
-        h = keras.layers.Reshape(tuple(model_shape), name="ktplus_reshape")(h)
-    return keras.Model(inputs, net(h), name="ktplus_export")
+    return inference_model(model, raw_shape, model_shape)
 
 
-def save_export(model: Any, path: str, meta: dict[str, Any]) -> None:
-    """Saves ``model`` to ``path`` (``.keras``) with ``meta`` as `META_ENTRY`.
+def check_path(path: str, format: str | None, flag: str) -> str:
+    """The export format of ``path`` (``format`` when given); the path,
+    format, backend and optional packages checked with the standard library
+    only (no TensorFlow), so a search fails before it starts.
 
-    Written to a temporary file next to ``path`` and renamed over it, so a
-    failure leaves no half-written model.
+    Raises:
+        CLIError: one line starting with ``flag``.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
+    from ktplus._export import ExportError, _check_path, check_format, format_of
+
     try:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as z:
-            z.writestr(META_ENTRY, json.dumps(meta, indent=1))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        fmt = format_of(path, format)
+        _check_path(path, fmt)
+        check_format(fmt, import_keras=False)
+    except ExportError as e:
+        raise CLIError(f"{flag}: {str(e).removeprefix('export: ')}") from None
+    return fmt
+
+
+def save_export(model: Any, path: str, meta: dict[str, Any], sample: Any = None, format: str | None = None) -> \
+        dict[str, Any]:
+    """Exports ``model`` (`wrap`'s) to ``path`` with ``meta`` in its record.
+
+    Verified on ``sample`` (raw rows; default: synthetic rows) with the
+    format's runtime; written to a temporary path next to ``path`` and
+    renamed over it, so a failure leaves nothing.
+
+    Raises:
+        ValueError: (`ktplus._export.ExportError`) for a path, format or
+            export that fails.
+    """
+    import numpy as np
+
+    from ktplus._export import _sample, check_export, write_export
+
+    fmt = check_export(model, path, format)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    rows, kind = _sample(None if sample is None else np.asarray(sample), shape, str(model.inputs[0].dtype), model)
+    classes = meta.get("class_names")
+    meaning = (f"class probabilities, one column per class in class_names ({len(classes)} classes)"
+               if meta.get("task") == "classification" and classes is not None
+               else "regression predictions" if meta.get("task") == "regression" else "the model's raw outputs")
+    meta = {"targets": [meta["target"]] if meta.get("task") == "regression" and meta.get("target") else None,
+            "objective": None, **meta, "output": {"meaning": meaning}}
+    return write_export(model, path, fmt, rows, meta, kind)
+
+
+def record_file(path: str) -> str:
+    """Where the record of the export at ``path`` is (``PATH.json``)."""
+    return path.rstrip("/" + os.sep) + ".json"
+
+
+def _check_meta(path: str, meta: Any, where: str) -> dict[str, Any]:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CLIError(f"ktplus predict: {path}: {where} is not ktplus export metadata")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CLIError(f"ktplus predict: {path}: written by a newer ktplus ({meta.get('ktplus_version')}); "
+                       "upgrade ktplus")
+    meta.setdefault("export_format", "keras")
+    if meta["export_format"] not in FORMATS:
+        raise CLIError(f"ktplus predict: {path}: {where} names an unknown format {meta['export_format']!r}")
+    return meta
 
 
 def read_export(path: str) -> dict[str, Any]:
-    """The metadata of a file written by ``--export``.
+    """The record of an export written by ``ktplus search --export``,
+    ``ktplus export`` or ``ktplus.export``: ``PATH.json`` beside it, or the
+    `META_ENTRY` inside a ``.keras`` file.
 
     Raises:
-        CLIError: for a missing or unreadable file, a file that is not a
-            ``.keras`` archive, or a Keras model without ktplus's metadata.
+        CLIError: for a missing or unreadable export, a file that is not a
+            ``.keras`` archive, or a model without ktplus's record.
     """
-    if not os.path.exists(path):
+    target = path.rstrip("/" + os.sep) or path
+    if not os.path.exists(target):
         raise CLIError(f"ktplus predict: {path}: no such file")
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+    beside = record_file(target)
+    if os.path.isdir(target) or os.path.isfile(beside) or not target.lower().endswith(".keras"):
+        if not os.path.isfile(beside):
+            raise CLIError(f"ktplus predict: {path}: no export record {beside} beside it; predict takes the "
+                           "models written by ktplus search --export, ktplus export or ktplus.export")
+        try:
+            with open(beside) as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"ktplus predict: {beside}: unreadable export record ({e})") from None
+        return _check_meta(path, meta, os.path.basename(beside))
+    if not os.path.isfile(target) or not os.access(target, os.R_OK):
         raise CLIError(f"ktplus predict: {path}: not a readable file")
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(target) as z:
             names = set(z.namelist())
             if "config.json" not in names or not names & {"model.weights.h5", "model.weights.npz"}:
                 raise CLIError(f"ktplus predict: {path}: not a Keras model file (a .keras archive holds "
@@ -162,10 +220,148 @@ def read_export(path: str) -> dict[str, Any]:
         raise CLIError(f"ktplus predict: {path}: not a Keras model file (not a .keras zip archive)") from None
     except ValueError as e:
         raise CLIError(f"ktplus predict: {path}: unreadable {META_ENTRY} ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CLIError(f"ktplus predict: {path}: {META_ENTRY} is not ktplus export metadata")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CLIError(f"ktplus predict: {path}: written by a newer ktplus ({meta.get('ktplus_version')}); "
-                       "upgrade ktplus")
-    return meta
+    return _check_meta(path, meta, META_ENTRY)
+
+
+def _saved_values(space: Any) -> dict[str, list[Any]]:
+    """The values each knob of a saved search space can take (scoped names
+    such as ``conv/normalization`` merged under their last part)."""
+    values: dict[str, list[Any]] = {}
+    for hp in space.space:
+        config = hp.get_config()
+        found = config.get("values") or ([config["value"]] if "value" in config else [True])
+        name = hp.name.rsplit("/", 1)[-1]
+        values.setdefault(name, [])
+        values[name] += [v for v in found if v not in values[name]]
+    return values
+
+
+def _rebuild(data: Any, saved: Any, lr_tuned: bool) -> tuple[Any, Any, str]:
+    """The hypermodel ``ktplus search`` built for a project whose saved
+    search space is ``saved``: each family, with the data preparation and
+    regularizers the space names, is built until one has exactly that space.
+
+    Returns:
+        ``(hypermodel, x, family)``: ``x`` the data as the model sees it.
+
+    Raises:
+        CLIError: when no ``ktplus search`` hypermodel has that space.
+    """
+    import argparse
+
+    import keras_tuner
+
+    from ktplus.cli._data import prep_options, shape_for
+    from ktplus.cli._search import _hypermodel, _space_signature
+    from ktplus.training import _schedules
+
+    values = _saved_values(saved)
+
+    def flag(name: str, default: str) -> str:
+        found = ["none" if v in (None, "none") else str(v) for v in values.get(name, [])]
+        return default if not found else "tune" if len(found) > 1 else found[0]
+
+    regularizers = ["none" if v in (None, "none") else str(v) for v in values.get("regularizer", ["none"])]
+    args = argparse.Namespace(normalize=flag("normalization", "none"), class_weight=flag("class_weight", "none"),
+                              augment="tune" if any(k.startswith("augment_") for k in values) else "none")
+    theirs = _space_signature(saved)
+    for family in ("auto", "conv", "residual", "dense") if "family" in values else ("dense", "conv", "residual"):
+        try:
+            x, built = shape_for(family, data)
+            if built != family:
+                continue
+            hypermodel = _hypermodel(family, x, data, regularizers, prep_options(args, data, x, family))
+        except (CLIError, ValueError):
+            continue
+        fresh = keras_tuner.HyperParameters()
+        hypermodel.build(fresh)
+        if lr_tuned:
+            _schedules.declare_tuned_decay(fresh)
+        if _space_signature(fresh) == theirs:
+            return hypermodel, x, family
+    raise CLIError("ktplus export: cannot rebuild this search's models (its search space is not one ktplus "
+                   "search builds for its data); export from Python: ktplus.export(tuner, PATH)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Runs ``ktplus export DIR PATH [--format F]``: the best trial's model
+    (ktplus's ranking; its best-epoch checkpoint, not refit) of a search run
+    by ``ktplus search``, exported and verified on the search's data.
+
+    The model is rebuilt from the project directory alone: the data named in
+    its record (``ktplus_data.json``: a built-in dataset, or the file path
+    as given to ``--data``, read from the current directory) and the
+    hypermodel whose search space matches the saved one.
+
+    Raises:
+        CLIError: for a bad path or format (checked first), a directory that
+            holds no search by ``ktplus search``, data that cannot be read,
+            or a search with no completed trial or checkpoint.
+    """
+    import argparse as _argparse
+
+    fmt = check_path(args.path, args.export_format, "ktplus export")
+    from ktplus.cli._data import load_data
+    from ktplus.cli._splits import class_names, read_data_file
+    from ktplus.results import _find_project
+
+    if not os.path.isdir(args.dir):
+        raise CLIError(f"ktplus export: {args.dir}: no such directory")
+    try:
+        project = _find_project(args.dir)
+    except ValueError as e:
+        raise CLIError(f"ktplus export: {e}") from None
+    record = read_data_file(project)
+    if not record.get("data"):
+        raise CLIError(f"ktplus export: {project}: not a search run by ktplus search (no ktplus_data.json); "
+                       "export from Python: ktplus.export(tuner, PATH)")
+    given = _argparse.Namespace(data=record["data"], target=record.get("target"), task=record.get("task"))
+    try:
+        data = load_data(given)
+    except CLIError as e:
+        raise CLIError(f"ktplus export: the search's data {record['data']!r} cannot be read "
+                       f"({str(e).removeprefix('ktplus: ')}); run ktplus export from the directory the search "
+                       "ran in") from None
+    columns = csv_feature_columns(given.data, given.target) if given.data.lower().endswith(".csv") else None
+
+    from ktplus._quiet import import_quietly
+
+    import_quietly()
+    import keras_tuner
+
+    from ktplus._export import ExportError
+    from ktplus._ranking import UNSCORED, ranked, tier
+    from ktplus.cli._search import quiet_search
+    from ktplus.results import read_project
+
+    _, trials, objective, direction, names = read_project(project)
+    best = [t for t in ranked(trials, direction) if tier(t) != UNSCORED]
+    if not best:
+        raise CLIError(f"ktplus export: {project}: no trial completed, so there is no best model to export")
+    trial = best[0]
+    checkpoint = os.path.join(project, f"trial_{trial.trial_id}", "checkpoint.weights.h5")
+    if not os.path.isfile(checkpoint):
+        raise CLIError(f"ktplus export: {project}: the best trial ({trial.trial_id}) has no checkpoint "
+                       f"({checkpoint})")
+    with open(os.path.join(project, "oracle.json")) as f:
+        saved = keras_tuner.HyperParameters.from_config(json.load(f)["hyperparameters"])
+    with quiet_search():
+        hypermodel, x, _ = _rebuild(data, saved, any(n.endswith("lr_decay") for n in names))
+        model = hypermodel.build(trial.hyperparameters)
+        model.load_weights(checkpoint)
+        meta = export_metadata(given, data, x.shape[1:], None, trial, class_names(data), columns,
+                               model_normalization(model))
+        meta["objective"] = {"name": objective, "direction": direction, "value": trial.score}
+        try:
+            exported = save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.path, meta,
+                                   data.x[:64], fmt)
+        except ExportError as e:
+            raise CLIError(f"ktplus export: {str(e).removeprefix('export: ')}") from None
+        except OSError as e:
+            raise CLIError(f"ktplus export: cannot write {args.path}: {e.strerror or e}") from None
+    check = exported["verification"]
+    print(f"Exported trial {trial.trial_id} ({objective} {trial.score:.4g}) of {project} to {args.path} ({fmt}; "
+          f"checked with {check['runtime']} on {check['samples']} rows: max abs difference "
+          f"{check['max_abs_diff']:.2g}; record in {record_file(args.path)})\n  predict with: ktplus predict "
+          f"{args.path} FILE --output predictions.csv")
+    return 0

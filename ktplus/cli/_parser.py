@@ -7,7 +7,6 @@ reported before TensorFlow loads.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
@@ -72,13 +71,16 @@ _patience = _number(int, lambda v: v >= 0, "a patience in epochs (>= 0) or on/of
                      "false": 0, "off": 0, "no": 0, "none": 0})
 
 
-def _keras_path(text: str) -> str:
-    """``--export``: a path ending in ``.keras`` (the only format ``keras.models.load_model`` reads
-    whole, with the metadata ``ktplus predict`` needs inside)."""
-    name = os.path.basename(text).lower()
-    if not name.endswith(".keras") or name == ".keras":
-        raise argparse.ArgumentTypeError(f"expected a path ending in .keras, got {text!r}")
+def _export_path(text: str) -> str:
+    """``--export`` and ``ktplus export``'s PATH: not empty (the rest is checked in `check_export_path`)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path: NAME.keras, NAME.onnx, NAME.tflite or a directory")
     return text
+
+
+EXPORT_FORMATS = ("keras", "saved_model", "onnx", "litert")
+_FORMAT_HELP = ("the export's format: keras, saved_model (a directory), onnx or litert (default: from PATH: "
+                ".keras, .onnx, .tflite, or a directory path for a SavedModel)")
 
 
 def _objectives(text: str) -> list[str]:
@@ -179,10 +181,13 @@ def _add_search(sub: Any) -> None:
                    help="hold out this fraction (stratified for classification, seeded by --seed) before the "
                         "search, which never sees it; the best model's test metrics, per-class table and "
                         "confusion matrix are printed at the end and kept for ktplus report")
-    s.add_argument("--export", type=_keras_path, default=None, metavar="PATH.keras",
-                   help="after the search, train the best configuration on all the non-test data and save it "
-                        "to PATH.keras, preprocessing included: keras.models.load_model(PATH) predicts on raw "
-                        "features, and ktplus predict reads it")
+    s.add_argument("--export", type=_export_path, default=None, metavar="PATH",
+                   help="after the search, train the best configuration on all the non-test data and export it "
+                        "to PATH, preprocessing included, verified against the Keras model: PATH.keras, a "
+                        "SavedModel directory, PATH.onnx or PATH.tflite (predicts on raw features; ktplus "
+                        "predict reads every format; a record of it is written to PATH.json)")
+    s.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS, default=None,
+                   help=_FORMAT_HELP + "; needs --export")
     s.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     s.add_argument("--workers", type=_non_negative_int, default=0,
                    help="N local worker processes: with an Optuna --tuner (tpe, cmaes, gp, qmc, nsga2) they "
@@ -206,8 +211,10 @@ def _add_search(sub: Any) -> None:
 
 
 def _add_predict(sub: Any) -> None:
-    p = sub.add_parser("predict", help="predict with a model saved by ktplus search --export")
-    p.add_argument("model", metavar="MODEL.keras", help="the file written by ktplus search --export")
+    p = sub.add_parser("predict", help="predict with a model exported by ktplus search --export or ktplus export")
+    p.add_argument("model", metavar="MODEL",
+                   help="the export (.keras, SavedModel directory, .onnx or .tflite) written by ktplus search "
+                        "--export, ktplus export or ktplus.export, its record MODEL.json beside it")
     p.add_argument("data", metavar="FILE",
                    help="a .csv with the training file's feature columns (any order; the target column, if "
                         "present, is ignored) or an .npz with an array x, raw as in the training data")
@@ -308,15 +315,12 @@ def check_search(args: argparse.Namespace) -> None:
     if args.cv is not None and args.validation_split is not None:
         raise CLIError(f"ktplus search: --cv {args.cv} validates each trial on its folds; drop "
                        f"--validation-split {args.validation_split} (or --cv to use one validation split)")
+    if args.export_format is not None and args.export is None:
+        raise CLIError(f"ktplus search: --format {args.export_format} is the --export format; give --export PATH")
     if args.export is not None:
-        folder = os.path.dirname(args.export) or "."
-        if os.path.isdir(args.export):
-            raise CLIError(f"ktplus search: --export {args.export!r} is a directory; give a file path such as "
-                           "model.keras")
-        if not os.path.isdir(folder):
-            raise CLIError(f"ktplus search: --export: no such directory {folder!r}")
-        if not os.access(folder, os.W_OK):
-            raise CLIError(f"ktplus search: --export: cannot write to the directory {folder!r}")
+        from ktplus.cli._export import check_path
+
+        args.export_format = check_path(args.export, args.export_format, "ktplus search: --export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,4 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("dir", help="the search's project directory, e.g. runs/digits")
     t.add_argument("--port", type=_non_negative_int, default=0, help="port (default: a free one)")
     _add_predict(sub)
+    e = sub.add_parser("export", help="export the best model of a finished search (SavedModel, ONNX, LiteRT or "
+                                      ".keras), verified against the Keras model")
+    e.add_argument("dir", help="the search's project directory, e.g. runs/digits")
+    e.add_argument("path", type=_export_path, metavar="PATH",
+                   help="PATH.keras, a SavedModel directory, PATH.onnx or PATH.tflite (its record: PATH.json)")
+    e.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS, default=None, help=_FORMAT_HELP)
     return parser

@@ -1,5 +1,10 @@
-"""``ktplus predict MODEL.keras FILE [--output PREDS.csv]``: predictions of a
-model written by ``ktplus search --export``, as CSV.
+"""``ktplus predict MODEL FILE [--output PREDS.csv]``: predictions of a model
+written by ``ktplus search --export``, ``ktplus export`` or
+``ktplus.export``, as CSV. MODEL is the export in any of its formats (a
+``.keras`` file, a SavedModel directory, an ``.onnx`` or ``.tflite`` file):
+its JSON record (``MODEL.json``, or inside a ``.keras``) names the format,
+which is loaded with its own runtime (Keras, TensorFlow, ONNX Runtime, the
+LiteRT interpreter).
 
 The file is read as ``search`` reads its data: a ``.csv`` must hold the
 training file's feature columns (in any order; its target column, if
@@ -92,7 +97,12 @@ def predictions_frame(outputs: np.ndarray, meta: dict[str, Any]) -> Any:
 
     outputs = np.asarray(outputs, dtype="float64").reshape(len(outputs), -1)
     if meta.get("task") != "classification":
-        return pd.DataFrame({"prediction": outputs[:, 0]})
+        if outputs.shape[1] == 1:
+            return pd.DataFrame({"prediction": outputs[:, 0]})
+        targets = meta.get("targets") or [str(i) for i in range(outputs.shape[1])]
+        if len(targets) != outputs.shape[1]:
+            targets = [str(i) for i in range(outputs.shape[1])]
+        return pd.DataFrame({f"prediction_{name}": outputs[:, i] for i, name in enumerate(targets)})
     names = list(meta["class_names"])
     proba = np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
     if proba.shape[1] != len(names):
@@ -113,8 +123,8 @@ def _check_output(args: argparse.Namespace) -> None:
     folder = os.path.dirname(out) or "."
     if not os.path.isdir(folder):
         raise CLIError(f"ktplus predict: --output: no such directory {folder!r}")
-    for given in (args.model, args.data):
-        if os.path.exists(out) and os.path.samefile(out, given):
+    for given in (args.model, args.data, args.model.rstrip("/" + os.sep) + ".json"):
+        if os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given):
             raise CLIError(f"ktplus predict: --output {out!r} would overwrite the input {given!r}")
 
 
@@ -132,6 +142,28 @@ def load_model(path: str) -> Any:
                        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
 
 
+def load_predictor(path: str, meta: dict[str, Any]) -> Any:
+    """A callable predicting with the export at ``path`` in its record's
+    format (`ktplus._export.load_runner`), its errors as one line."""
+    fmt = meta.get("export_format", "keras")
+    if fmt == "keras":
+        model = load_model(path)
+        return lambda x: model.predict(x, verbose=0, batch_size=256)
+    from ktplus._export import ExportError, check_format, load_runner
+    from ktplus._quiet import import_quietly
+
+    try:
+        check_format(fmt, import_keras=False)
+    except ExportError as e:
+        raise CLIError(f"ktplus predict: {path}: {str(e).removeprefix('export: ')}") from None
+    import_quietly()
+    try:
+        return load_runner(path.rstrip("/" + os.sep), fmt)
+    except Exception as e:
+        raise CLIError(f"ktplus predict: {path}: cannot load the {fmt} export ({type(e).__name__}: "
+                       f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Runs ``ktplus predict``.
 
@@ -142,11 +174,12 @@ def run_predict(args: argparse.Namespace) -> int:
     meta = read_export(args.model)
     _check_output(args)
     x = read_features(args.data, meta)
-    model = load_model(args.model)
+    from ktplus._export import _quiet_conversion
     from ktplus.cli._search import quiet_search
 
-    with quiet_search():
-        outputs = model.predict(x, verbose=0, batch_size=256)
+    with quiet_search(), _quiet_conversion((CLIError,)):
+        predict = load_predictor(args.model, meta)
+        outputs = predict(x)
     text = predictions_frame(outputs, meta).to_csv(index=False)
     if args.output is None:
         sys.stdout.write(text)

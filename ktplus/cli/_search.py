@@ -390,19 +390,30 @@ def _evaluate(tuner: Any, test: tuple[Any, Any], where: str, data: Any) -> str:
 
 def _export(args: argparse.Namespace, tuner: Any, data: Any, x: Any, splits: Splits,
             columns: list[str] | None) -> str:
-    """Refits the best configuration on every non-test row and saves it to
-    ``--export`` with its preprocessing and metadata (`ktplus.cli._export`)."""
+    """Refits the best configuration on every non-test row and exports it to
+    ``--export`` (in ``--format``) with its preprocessing and record,
+    verified on up to 64 of those rows, raw (`ktplus.cli._export`)."""
+    from ktplus._export import ExportError
     from ktplus.cli._export import export_metadata, model_normalization, save_export, wrap
 
     trial = _best_trial(tuner)
     model = tuner.refit(*splits.rest, verbose=1 if args.verbose else 0)
     meta = export_metadata(args, data, x.shape[1:], splits, trial, class_names(data), columns,
                            model_normalization(model))
+    meta["objective"] = {"name": getattr(tuner.oracle.objective, "name", None),
+                         "direction": getattr(tuner.oracle.objective, "direction", None), "value": trial.score}
+    raw = splits.rest[0][:64].reshape((-1, *data.x.shape[1:]))
     try:
-        save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.export, meta)
+        record = save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.export, meta, raw,
+                             getattr(args, "export_format", None))
+    except ExportError as e:
+        raise CLIError(f"ktplus: --export: {str(e).removeprefix('export: ')}") from None
     except OSError as e:
         raise CLIError(f"ktplus: --export: cannot write {args.export}: {e.strerror or e}") from None
     example = "FILE.csv" if meta["source"] == "csv" else "FILE.npz"
+    check = record["verification"]
     return (f"Exported the best configuration (trial {trial.trial_id}), trained on all {len(splits.rest[0])} "
-            f"non-test samples, to {args.export}\n  predict with: ktplus predict {args.export} {example} "
+            f"non-test samples, to {args.export} ({record['export_format']}; checked with {check['runtime']} on "
+            f"{check['samples']} rows: max abs difference {check['max_abs_diff']:.2g}; record in "
+            f"{args.export.rstrip('/')}.json)\n  predict with: ktplus predict {args.export} {example} "
             "--output predictions.csv")
