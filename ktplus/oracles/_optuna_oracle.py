@@ -120,9 +120,11 @@ class OptunaOracle(keras_tuner.Oracle):
     places of ``max_trials`` tells its surplus trial failed at once: such
     trials stay in the study as FAIL trials with the system attribute
     ``ktplus:surplus`` (``optuna-dashboard`` and ``study.trials`` show them;
-    they never count). `release_held` (the tuner calls it when a search
-    ends, however it ends) tells every trial this process still holds as
-    failed, so no other worker waits for them.
+    they never count). "qmc" keeps its one sequence index in the study's
+    attributes: workers asking at the same moment may draw the same point.
+    `release_held` (the tuner calls it when a search ends, however it ends)
+    tells every trial this process still holds as failed, so no other
+    worker waits for them.
 
     Attributes:
         study: The `optuna.Study`: in memory (its trials mirror
@@ -181,8 +183,10 @@ class OptunaOracle(keras_tuner.Oracle):
         self._keepers: dict[str, _storage.TrialKeeper] = {}
         #: The trials of this worker that another failed as stale (it stalled): it asks no more.
         self.lost_trials: set[str] = set()
-        #: keras-tuner's record writes of ``end_trial``, held until the study took the tell.
+        #: keras-tuner's writes of ``end_trial`` (the ended trial's record, ``oracle.json``), held
+        #: until the study took the tell; ``_holding`` is the trial being ended.
         self._held_writes: list[Callable[[], None]] | None = None
+        self._holding: str | None = None
         self._space_checked = False
         self.sampler: optuna.samplers.BaseSampler
         if self.storage is not None:
@@ -556,11 +560,11 @@ class OptunaOracle(keras_tuner.Oracle):
             self._give_up(trial)
             return
         held: list[Callable[[], None]] = []
-        self._held_writes = held
+        self._held_writes, self._holding = held, trial_id
         try:
             super().end_trial(trial)
         finally:
-            self._held_writes = None
+            self._held_writes, self._holding = None, None
             try:
                 self.tell_ended_trial(trial_id)
             finally:
@@ -571,7 +575,7 @@ class OptunaOracle(keras_tuner.Oracle):
                         write()
 
     def _save_trial(self, trial: Any) -> None:
-        if self._held_writes is not None:  # (`end_trial` with storage: written once the study took the tell)
+        if self._held_writes is not None and str(trial.trial_id) == self._holding:  # (`end_trial`, storage)
             self._held_writes.append(lambda: super(OptunaOracle, self)._save_trial(trial))
             return
         super()._save_trial(trial)
@@ -689,7 +693,7 @@ class OptunaOracle(keras_tuner.Oracle):
         if self.storage is None:
             return
         waiting = list(self._waiting_infeasible)
-        held = [t for t in self._keepers if t not in waiting]
+        held = {t: keeper.trial_id for t, keeper in self._keepers.items() if t not in waiting}
         for trial_id in list(self._keepers):
             self._stop_keeper(trial_id)
         worst = self._worst_values() if waiting else None
@@ -700,13 +704,10 @@ class OptunaOracle(keras_tuner.Oracle):
                            state=TrialState.FAIL if worst is None else None)
         message = ("The search in this process ended (it raised or was interrupted) before this trial ended: "
                    "it was told failed to the shared study, so that no other worker waits for it.")
-        for trial_id in held:
-            optuna_id = self._optuna_ids.get(trial_id)
-            if optuna_id is None:
-                continue
+        for trial_id, optuna_id in held.items():  # (asked, perhaps not yet begun: its keeper knows its id)
             try:
                 with quiet_optuna():
-                    self._tell(self._numbers[trial_id], optuna_id, state=TrialState.FAIL)
+                    self._tell(self.storage.get_trial(optuna_id).number, optuna_id, state=TrialState.FAIL)
             except UpdateFinishedTrialError:  # another worker failed it as stale: its records are that worker's
                 continue
             for tuner_id, ongoing in list(self.ongoing_trials.items()):
