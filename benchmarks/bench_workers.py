@@ -34,7 +34,9 @@ gain to flatten past 2 workers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import io
 import json
 import os
 import shutil
@@ -79,7 +81,7 @@ def _configurations(trials: int) -> list[dict[str, Any]]:
     RandomSampler with seed 0 (in-memory; nothing trained)."""
     import ktplus
 
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(io.StringIO()):  # (keras-tuner's display)
         tuner = ktplus.OptunaSearch(_hypermodel(), **_options(trials, root))
         return [dict(tuner.oracle.create_trial(f"draw{i}").hyperparameters.values) for i in range(trials)]
 

@@ -83,7 +83,7 @@ def test_journal_workers_one_killed_mid_trial_and_one_joining_the_running_search
     project = tmp_path / "p"
     env = {"TRIALS": "6", "EPOCHS": "2", "PACK": "1"}
     killed = _start(tmp_path, str(journal), KILL_AT_EPOCH="1", **env)
-    steady = _start(tmp_path, str(journal), SLOW_EPOCH="1.5", **env)
+    steady = _start(tmp_path, str(journal), SLOW_EPOCH="2.5", **env)  # still training when the third joins
     deadline = time.time() + 300
     while not (killed.poll() is not None and glob.glob(str(project / "trial_*" / "trial.json"))):
         assert time.time() < deadline and steady.poll() is None, steady.stderr.read() if steady.stderr else ""
