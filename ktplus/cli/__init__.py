@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_tensorboard(args)
         if args.command == "export":
-            from ktplus.cli._export import run_export
+            from ktplus.cli._export_cmd import run_export
 
             return run_export(args)
         if args.command == "predict":
