@@ -408,7 +408,7 @@ def _chief_results(args: argparse.Namespace, where: str, started: float) -> None
                            f"{os.path.join(where, 'ktplus_workers', 'chief.log')}")
         print("\n" + report)
     if args.export:
-        if not os.path.isfile(args.export) or os.path.getmtime(args.export) < started:
+        if not os.path.exists(args.export) or os.path.getmtime(args.export) < started:
             raise CLIError("ktplus: the chief exported no model; see "
                            f"{os.path.join(where, 'ktplus_workers', 'chief.log')}")
         print(f"\nExported the best configuration, trained on all the non-test samples, to {args.export}\n"
