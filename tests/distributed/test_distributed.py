@@ -255,9 +255,12 @@ def test_a_stalled_worker_that_resumes_cannot_end_a_trial_it_lost(tmp_path):
             assert chief.poll() is None, chief.communicate()[1][-3000:]
             time.sleep(0.2)
         settle = time.monotonic() + 5  # the chief fences the trials of a lost worker one after the other
-        while len(list(fences.iterdir())) < 2 and time.monotonic() < settle:
+        def fence_files() -> list[str]:  # a fence being written is a hidden temporary file until renamed
+            return sorted(p.name for p in fences.iterdir() if not p.name.startswith("."))
+
+        while len(fence_files()) < 2 and time.monotonic() < settle:
             time.sleep(0.05)
-        fenced = sorted(p.name for p in fences.iterdir())  # before tuner1 may get one back to re-run
+        fenced = fence_files()  # before tuner1 may get one back to re-run
         assert Path(f"/proc/{stalled.pid}/stat").read_text().split(")")[1].split()[0] == "T"  # still stopped
         stalled.send_signal(signal.SIGCONT)
         outputs = {name: proc.communicate(timeout=300) for name, proc in
