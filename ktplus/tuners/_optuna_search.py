@@ -33,7 +33,16 @@ class OptunaSearch(Tuner):
     asks and re-run once, with the same hyperparameters, by one of them; a
     stalled worker that comes back stops without telling. With a storage,
     each worker samples with its own generator, so configurations are not
-    reproducible (``seed`` still fixes the folds of ``cv`` and ``refit``).
+    reproducible (``seed`` still fixes the folds of ``cv`` and ``refit``);
+    TPE runs with ``constant_liar=True`` there (Optuna's advice for parallel
+    workers). When several workers ask for the last trials of the budget at
+    once, the surplus asks are told FAIL at once with the ``ktplus:surplus``
+    system attribute (the study may list a few more trials than
+    ``max_trials``; ktplus's count does not). A search that raises or is
+    interrupted tells the study every trial its process still holds as
+    failed. A worker whose hypermodel builds another search space, a project
+    of the other storage mode or study name, and ``overwrite=True`` are
+    refused before anything is written.
 
     Args:
         hypermodel: A `keras_tuner.HyperModel` or a model-building function.
