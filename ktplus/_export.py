@@ -215,6 +215,18 @@ def check_format(fmt: str, import_keras: bool = True) -> None:
                           f"({EXTRA})")
 
 
+#: The package each format's runtime needs to read an export back (any Keras backend).
+RUNTIMES = {"saved_model": ("tensorflow", "tensorflow"), "onnx": ("onnxruntime", "onnxruntime"),
+            "litert": ("ai_edge_litert", "ai-edge-litert")}
+
+
+def check_runtime(fmt: str) -> None:
+    """Raises ExportError when the runtime that reads ``fmt`` is not
+    installed (reading needs no converter and works on every backend)."""
+    if fmt in RUNTIMES and not _installed(RUNTIMES[fmt][0]):
+        raise ExportError(f"export: reading the {fmt} format needs {RUNTIMES[fmt][1]}, not installed ({EXTRA})")
+
+
 def _check_model(model: Any, fmt: str) -> None:
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
@@ -240,19 +252,21 @@ def _normalization_layers(model: Any) -> list[Any]:
 
 
 def inference_model(model: Any, input_shape: Sequence[int] | None = None,
-                    reshape: Sequence[int] | None = None) -> Any:
+                    reshape: Sequence[int] | None = None, copy: bool = True) -> Any:
     """``features -> [Reshape] -> model (inference mode)``, uncompiled.
 
-    A Functional or Sequential model is cloned with its weights (no compile
-    state: the exported file loads without ktplus's metrics); any other model
-    is called as it is. ``input_shape`` is the raw row shape (default: the
+    With ``copy`` (what a ``.keras`` file needs), a Functional or Sequential
+    model is cloned with its weights (no compile state: the file loads
+    without ktplus's metrics); otherwise, and for any other model, the model
+    itself is called (what the other formats trace, and what every export
+    is verified against). ``input_shape`` is the raw row shape (default: the
     model's), ``reshape`` the shape the model views a row as (when they
     differ a ``Reshape`` layer named ``ktplus_reshape`` sits in between).
     """
     import keras
 
     net = model
-    if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
+    if copy and (isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"):
         net = keras.models.clone_model(model)
         net.set_weights(model.get_weights())
         for layer in _normalization_layers(net):
@@ -297,7 +311,8 @@ def normalization_statistics(model: Any) -> list[dict[str, Any]]:
         variance = np.asarray(keras.ops.convert_to_numpy(layer.variance), dtype="float64")
         axis = list(layer.axis) if isinstance(layer.axis, (list, tuple)) else layer.axis
         found.append({"layer": layer.name, "axis": axis, "mean": mean.squeeze().tolist(),
-                      "variance": variance.squeeze().tolist()})
+                      "variance": variance.squeeze().tolist(),
+                      "formula": "(x - mean) / max(sqrt(variance), 1e-7)"})
     return found
 
 
@@ -487,9 +502,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_export(model: Any, path: str, fmt: str, sample: np.ndarray, record: dict[str, Any],
-                 sample_kind: str, tolerance: float = TOLERANCE) -> dict[str, Any]:
+                 sample_kind: str, tolerance: float = TOLERANCE, reference: Any = None) -> dict[str, Any]:
     """Writes the inference model ``model`` (see `inference_model`) to
-    ``path`` in ``fmt``, verifies it on ``sample`` and writes ``record``
+    ``path`` in ``fmt``, verifies it on ``sample`` against ``reference``
+    (the user's own model, uncopied; default ``model``) and writes ``record``
     (completed with the input, output, statistics and verification fields)
     beside it. The path and format must have been checked (`check_export`).
 
@@ -508,7 +524,7 @@ def write_export(model: Any, path: str, fmt: str, sample: np.ndarray, record: di
     _remove(tmp)
     try:
         with _quiet_conversion():
-            expected = _predict(model, sample)
+            expected = _predict(reference if reference is not None else model, sample)
             try:
                 with _constant_statistics(model):
                     if fmt == "keras":
@@ -519,8 +535,17 @@ def write_export(model: Any, path: str, fmt: str, sample: np.ndarray, record: di
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 raise ExportError(f"export: Keras could not write the {fmt} format: {type(e).__name__}: "
                                   f"{first}") from e
-            runner = load_runner(tmp, fmt)
-            got = runner(sample).reshape(expected.shape)
+            try:
+                runner = load_runner(tmp, fmt)
+                got = np.asarray(runner(sample))
+            except Exception as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise ExportError(f"export: the {fmt} export was written but its runtime could not load or run "
+                                  f"it: {type(e).__name__}: {first}; nothing written") from e
+            if got.size != expected.size:
+                raise ExportError(f"export: the {fmt} export predicts {got.shape} for {len(sample)} rows, the "
+                                  f"Keras model {expected.shape}; nothing written")
+            got = got.reshape(expected.shape)
         diff = float(np.max(np.abs(got.astype("float64") - expected.astype("float64")))) if expected.size else 0.0
         if not np.isfinite(diff) or diff > tolerance:
             raise ExportError(f"export: the {fmt} export's predictions differ from the Keras model's by up to "
@@ -582,7 +607,13 @@ def check_export(model: Any, path: str, format: str | None = None) -> str:
 
 def _sample(x: Any, shape: tuple[int, ...], dtype: str, model: Any) -> tuple[np.ndarray, str]:
     if x is not None:
-        sample = np.asarray(x)[:SAMPLE_ROWS]
+        try:
+            sample = np.asarray(x)[:SAMPLE_ROWS]
+            if sample.dtype == object or sample.ndim == 0:
+                raise TypeError
+        except (TypeError, ValueError, IndexError):
+            raise ExportError(f"export: x must be rows to verify on (a numpy array or array-like of shape "
+                              f"(n, *{shape})), not {type(x).__name__}") from None
         if sample.ndim == len(shape) and sample.shape == shape:
             sample = sample[None]
         if sample.shape[1:] != shape:
@@ -629,7 +660,11 @@ def _trial_fields(tuner: Any) -> dict[str, Any]:
     }
 
 
-def _output_meaning(task: str | None, class_names: list[Any] | None, targets: list[Any] | None) -> str:
+def _output_meaning(task: str | None, class_names: list[Any] | None, targets: list[Any] | None,
+                    columns: int | None = None) -> str:
+    if task == "classification" and columns == 1 and class_names is not None and len(class_names) == 2:
+        return (f"the probability of class {class_names[1]!r} (one column; below 0.5: class "
+                f"{class_names[0]!r})")
     if task == "classification":
         return f"class probabilities, one column per class in class_names ({len(class_names or [])} classes)"
     if task == "regression":
@@ -699,6 +734,9 @@ def export(model_or_tuner: Any, path: str | os.PathLike, format: str | None = No
     import_quietly()
     record: dict[str, Any] = {"trial_id": None, "hyperparameters": None, "objective": None}
     task = None
+    for arg, value in (("class_names", class_names), ("targets", targets)):
+        if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, "__len__")):
+            raise ExportError(f"export: {arg} must be a list of names, one per output column, not {value!r}")
     names = list(class_names) if class_names is not None else None
     if _is_tuner(model_or_tuner):
         tuner = model_or_tuner
@@ -721,13 +759,35 @@ def export(model_or_tuner: Any, path: str | os.PathLike, format: str | None = No
         task = "classification" if names is not None else "regression" if targets is not None else None
     if names is not None and task != "classification":
         raise ExportError("export: class_names is for classification; this is a regression model")
-    net = inference_model(source)
+    columns = _output_columns(source)
+    _check_names(names, targets, columns)
+    reference = inference_model(source, copy=False)
+    net = inference_model(source) if fmt == "keras" else reference
     shape = tuple(int(d) for d in net.inputs[0].shape[1:])
     sample, kind = _sample(x, shape, str(net.inputs[0].dtype), net)
     record.update({
         "ktplus_version": _version(), "task": task, "class_names": names,
         "targets": list(targets) if targets is not None else None,
         "normalization": normalization_mode(net),
-        "output": {"meaning": _output_meaning(task, names, list(targets) if targets else None)},
+        "output": {"meaning": _output_meaning(task, names, list(targets) if targets else None, columns)},
     })
-    return write_export(net, os.fspath(path), fmt, sample, record, kind, tolerance)
+    return write_export(net, os.fspath(path), fmt, sample, record, kind, tolerance, reference=reference)
+
+
+def _output_columns(model: Any) -> int | None:
+    shape = tuple(model.outputs[0].shape)
+    return int(shape[-1]) if len(shape) == 2 and shape[-1] is not None else None
+
+
+def _check_names(names: list[Any] | None, targets: Sequence[str] | None, columns: int | None) -> None:
+    """class_names / targets agree with the model's output columns (two
+    names for one sigmoid column)."""
+    if columns is None:
+        return
+    if names is not None and not (len(names) == columns or (columns == 1 and len(names) == 2)):
+        allowed = "2 names (one probability column)" if columns == 1 else f"{columns} names, one per column"
+        raise ExportError(f"export: class_names has {len(names)} names, but the model has {columns} output "
+                          f"column{'s' if columns != 1 else ''}; give {allowed}")
+    if targets is not None and len(targets) != columns:
+        raise ExportError(f"export: targets has {len(targets)} names, but the model has {columns} output "
+                          f"column{'s' if columns != 1 else ''}; give one per column")

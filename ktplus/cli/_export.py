@@ -101,16 +101,18 @@ def model_normalization(model: Any) -> str | None:
     return normalization_mode(model)
 
 
-def wrap(model: Any, raw_shape: tuple[int, ...], model_shape: tuple[int, ...]) -> Any:
+def wrap(model: Any, raw_shape: tuple[int, ...], model_shape: tuple[int, ...], copy: bool = True) -> Any:
     """``raw input -> [Reshape] -> model (inference mode)``, uncompiled
     (`ktplus._export.inference_model`).
 
-    The model's own layers (its normalization among them) are copied with
-    their weights; augmentation layers are absent from the exported graph.
+    With ``copy`` the model's own layers (its normalization among them) are
+    copied with their weights (what a ``.keras`` file needs); without, the
+    model itself is called (what the other formats trace and every export
+    is verified against). Augmentation layers are absent from the graph.
     """
     from ktplus._export import inference_model
 
-    return inference_model(model, raw_shape, model_shape)
+    return inference_model(model, raw_shape, model_shape, copy=copy)
 
 
 def check_path(path: str, format: str | None, flag: str) -> str:
@@ -132,13 +134,15 @@ def check_path(path: str, format: str | None, flag: str) -> str:
     return fmt
 
 
-def save_export(model: Any, path: str, meta: dict[str, Any], sample: Any = None, format: str | None = None) -> \
-        dict[str, Any]:
-    """Exports ``model`` (`wrap`'s) to ``path`` with ``meta`` in its record.
+def save_export(model: Any, path: str, meta: dict[str, Any], sample: Any = None, format: str | None = None,
+                reference: Any = None) -> dict[str, Any]:
+    """Exports ``model`` (`wrap`'s copy) to ``path`` with ``meta`` in its record.
 
-    Verified on ``sample`` (raw rows; default: synthetic rows) with the
-    format's runtime; written to a temporary path next to ``path`` and
-    renamed over it, so a failure leaves nothing.
+    ``reference`` is `wrap`'s uncopied wrapper of the same model: the
+    formats other than ``.keras`` are written from it, and every export is
+    verified against it on ``sample`` (raw rows; default: synthetic rows)
+    with the format's runtime; written to a temporary path next to ``path``
+    and renamed over it, so a failure leaves nothing.
 
     Raises:
         ValueError: (`ktplus._export.ExportError`) for a path, format or
@@ -149,6 +153,8 @@ def save_export(model: Any, path: str, meta: dict[str, Any], sample: Any = None,
     from ktplus._export import _sample, check_export, write_export
 
     fmt = check_export(model, path, format)
+    if reference is not None and fmt != "keras":
+        model = reference
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     rows, kind = _sample(None if sample is None else np.asarray(sample), shape, str(model.inputs[0].dtype), model)
     classes = meta.get("class_names")
@@ -157,7 +163,7 @@ def save_export(model: Any, path: str, meta: dict[str, Any], sample: Any = None,
                else "regression predictions" if meta.get("task") == "regression" else "the model's raw outputs")
     meta = {"targets": [meta["target"]] if meta.get("task") == "regression" and meta.get("target") else None,
             "objective": None, **meta, "output": {"meaning": meaning}}
-    return write_export(model, path, fmt, rows, meta, kind)
+    return write_export(model, path, fmt, rows, meta, kind, reference=reference)
 
 
 def record_file(path: str) -> str:

@@ -157,7 +157,7 @@ def run_export(args: argparse.Namespace) -> int:
         meta["objective"] = {"name": objective, "direction": direction, "value": trial.score}
         try:
             exported = save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.path, meta,
-                                   data.x[:64], fmt)
+                                   data.x[:64], fmt, reference=wrap(model, data.x.shape[1:], x.shape[1:], copy=False))
         except ExportError as e:
             raise CLIError(f"ktplus export: {str(e).removeprefix('export: ')}") from None
         except OSError as e:

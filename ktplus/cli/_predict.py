@@ -149,11 +149,11 @@ def load_predictor(path: str, meta: dict[str, Any]) -> Any:
     if fmt == "keras":
         model = load_model(path)
         return lambda x: model.predict(x, verbose=0, batch_size=256)
-    from ktplus._export import ExportError, check_format, load_runner
+    from ktplus._export import ExportError, check_runtime, load_runner
     from ktplus._quiet import import_quietly
 
     try:
-        check_format(fmt, import_keras=False)
+        check_runtime(fmt)
     except ExportError as e:
         raise CLIError(f"ktplus predict: {path}: {str(e).removeprefix('export: ')}") from None
     import_quietly()

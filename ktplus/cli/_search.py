@@ -405,7 +405,8 @@ def _export(args: argparse.Namespace, tuner: Any, data: Any, x: Any, splits: Spl
     raw = splits.rest[0][:64].reshape((-1, *data.x.shape[1:]))
     try:
         record = save_export(wrap(model, data.x.shape[1:], x.shape[1:]), args.export, meta, raw,
-                             getattr(args, "export_format", None))
+                             getattr(args, "export_format", None),
+                             reference=wrap(model, data.x.shape[1:], x.shape[1:], copy=False))
     except ExportError as e:
         raise CLIError(f"ktplus: --export: {str(e).removeprefix('export: ')}") from None
     except OSError as e:

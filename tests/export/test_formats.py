@@ -179,3 +179,49 @@ def test_a_backend_or_a_missing_package_that_cannot_write_a_format_is_named_befo
     assert blocked.returncode == 2 and blocked.stderr.strip() == (
         "ktplus search: --export: the onnx format needs tf2onnx, not installed (pip install 'ktplus[export]')")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_every_export_is_verified_against_the_users_model_not_a_copy(tmp_path):
+    """A layer whose state lives outside its config: a copy of the model loses it. The ONNX export
+    traces the model itself (right predictions); the .keras file, which Keras writes from config and
+    weights, cannot hold it: an error naming the difference, and nothing on disk."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="ktplus_tests")
+    class Shift(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.offset = 0.0
+
+        def call(self, x):
+            return x + self.offset
+
+    inputs = keras.Input((4,))
+    shift = Shift()
+    model = keras.Model(inputs, shift(keras.layers.Dense(2)(inputs)))
+    shift.offset = 30.0
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    expected = np.asarray(model(x))
+    record = ktplus.export(model, tmp_path / "m.onnx", x=x)
+    assert record["verification"]["max_abs_diff"] <= 1e-4
+    np.testing.assert_allclose(_runtime_predictions(tmp_path / "m.onnx", "onnx", x), expected, atol=1e-4)
+    with pytest.raises(ExportError, match=r"keras export's predictions differ from the Keras model's by up to 30"):
+        ktplus.export(model, tmp_path / "m.keras", x=x)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]
+
+
+def test_names_and_rows_that_do_not_fit_the_model_are_refused_before_writing(tuners, tmp_path):
+    tuner, x = tuners["dense"]  # two regression outputs
+    import tensorflow as tf
+
+    cases = [(dict(targets=["a"]), r"targets has 1 names, but the model has 2 output columns"),
+             (dict(targets="ab"), r"targets must be a list of names"),
+             (dict(x=tf.data.Dataset.from_tensor_slices(x)), r"x must be rows to verify on")]
+    for kwargs, needle in cases:
+        with pytest.raises(ExportError, match=needle):
+            ktplus.export(tuner, tmp_path / "m.onnx", **kwargs)
+    conv, _ = tuners["conv"]
+    with pytest.raises(ExportError, match=r"class_names has 3 names, but the model has 10 output columns"):
+        ktplus.export(conv, tmp_path / "m.onnx", class_names=["a", "b", "c"])
+    assert list(tmp_path.iterdir()) == []
