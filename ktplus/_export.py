@@ -740,7 +740,6 @@ def export(model_or_tuner: Any, path: str | os.PathLike, format: str | None = No
     names = list(class_names) if class_names is not None else None
     if _is_tuner(model_or_tuner):
         tuner = model_or_tuner
-        record.update(_trial_fields(tuner))
         hypermodel = getattr(tuner, "hypermodel", None)
         task = getattr(hypermodel, "task", None)
         if task == "classification" and names is None:
@@ -748,7 +747,10 @@ def export(model_or_tuner: Any, path: str | os.PathLike, format: str | None = No
                 getattr(hypermodel, "num_classes", None)
             names = list(range(int(classes))) if classes else None
         fmt = check_export(model, os.fspath(path), format)  # before loading a checkpoint
+        _trial_fields(tuner)  # a tuner without a completed trial: one clear error
         source = model if model is not None else tuner.get_best_models(1)[0]
+        record.update(_trial_fields(tuner))  # after get_best_models, which reads a shared study anew
+        record["model"] = "given (model=)" if model is not None else "the best trial's checkpoint"
     else:
         if model is not None:
             raise ExportError("export: model= goes with a tuner; pass the model as the first argument")

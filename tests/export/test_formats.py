@@ -124,6 +124,8 @@ def test_a_refit_model_passed_with_its_tuner_is_the_one_exported(tuners, tmp_pat
     np.testing.assert_allclose(_runtime_predictions(tmp_path / "m.onnx", "onnx", x),
                                other.predict(x, verbose=0), atol=1e-4)
     assert record["trial_id"] == tuner.oracle.get_best_trials(1)[0].trial_id
+    assert record["model"] == "given (model=)"
+    assert ktplus.export(tuner, tmp_path / "b.onnx", x=x)["model"] == "the best trial's checkpoint"
 
 
 def test_a_difference_beyond_the_tolerance_is_an_error_naming_the_format_and_nothing_is_left(tuners, tmp_path):
