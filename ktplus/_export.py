@@ -723,6 +723,11 @@ def export(model_or_tuner: Any, path: str | os.PathLike, format: str | None = No
 
     Example:
 
+    >>> import os, tempfile, keras, ktplus
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> record = ktplus.export(model, os.path.join(tempfile.mkdtemp(), "m.keras"))
+    >>> record["export_format"], record["verification"]["max_abs_diff"] <= 1e-4
+    ('keras', True)
     >>> tuner.search(x_train, y_train, epochs=10, validation_split=0.2)  # doctest: +SKIP
     >>> ktplus.export(tuner, "model.onnx", x=x_train)  # doctest: +SKIP
     >>> ktplus.export(tuner, "serving/digits/1")  # a SavedModel  # doctest: +SKIP
