@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,45 +19,17 @@ from optuna.trial import TrialState
 
 import ktplus
 from ktplus.oracles import OptunaOracle
+from tests.storage.processes import FINISHED
+from tests.storage.processes import counted as _counted
+from tests.storage.processes import finish as _finish
+from tests.storage.processes import ran as _ran
+from tests.storage.processes import start as _start
 from tests.storage.worker import build_for_tests, data
-
-ROOT = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("worker.py")
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def _start(directory: Path, storage: str, **env: str) -> subprocess.Popen:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.Popen([sys.executable, str(WORKER), str(directory), storage], env=environment, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(process: subprocess.Popen, timeout: float = 500) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"worker timed out:\n{out}\n{err[-3000:]}")
-    return process.returncode, out, err
-
-
-def _ran(out: str) -> list[str]:
-    """The trial ids a worker ran (its last line: ``done <ids>``)."""
-    lines = [line for line in out.splitlines() if line.startswith("done")]
-    assert lines, out
-    return lines[-1].split()[1:]
 
 
 def _study(journal: Path, name: str = "s") -> optuna.Study:
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     return optuna.load_study(study_name=name, storage=storage)
-
-
-def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials that count toward max_trials: no retry copy, no surplus ask."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if "failed_trial" not in t.system_attrs and not t.system_attrs.get("ktplus:surplus")]
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
