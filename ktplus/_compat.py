@@ -560,3 +560,21 @@ def requeue_ongoing(oracle: Any, tuner_ids: list[str]) -> list[str]:
             oracle._retry_queue.append(trial.trial_id)
             moved.append(trial.trial_id)
     return moved
+
+
+def keras_compile_metric(spec: Any, y_true: Any, y_pred: Any) -> Any:
+    """The metric object Keras' ``compile`` makes of ``spec`` for an output
+    with ``y_pred``'s shape and targets with ``y_true``'s (``"accuracy"``
+    becomes binary, sparse categorical or categorical accuracy; a function
+    a ``MeanMetricWrapper``): only Keras' private compile utilities say."""
+    from keras.src.trainers import compile_utils
+
+    return compile_utils.get_metric(spec, y_true, y_pred)
+
+
+def keras_compile_loss(spec: Any, y_true: Any, y_pred: Any) -> Any:
+    """The loss object Keras' ``compile`` makes of ``spec`` (a name, a
+    function or a ``Loss``) for an output with ``y_pred``'s shape."""
+    from keras.src.trainers import compile_utils
+
+    return compile_utils.get_loss(spec, y_true, y_pred)

@@ -58,9 +58,11 @@ weights therefore stay 0, the member's outputs and loss are the narrow
 model's plus exact zeros, and its weights are the narrow model's, up to the
 order of floating-point summation.
 
-Each member's output is a model output of its own (``m<k>``) with its own
-loss (the member's loss plus its regularization penalty; its class weights
-are sample weights of the training data) and its own metric objects, so Keras logs ``m<k>_loss``,
+The fused model has one output, ``[K, B, ...]``, and computes every
+member's loss (its model's loss plus its regularization penalty; its class
+weights are its column of the training data's sample weights) and metrics
+at once (`FusedNet`), so the traced train and test steps are the size of one
+model's whatever K. It logs ``m<k>_ktplus_member_loss``,
 ``val_m<k>_accuracy``, ...: `member_logs` gives a member the logs its
 unfused model would have.
 """
@@ -75,7 +77,6 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
-from keras.src.losses.losses import LossFunctionWrapper
 
 #: Keras optimizers a fused model reproduces (their own ``update_step``,
 #: with one learning rate per member).
@@ -638,68 +639,182 @@ class MemberSplit(keras.layers.Layer):
         return (self.members, input_shape[0], features)
 
 
-class MemberOutput(keras.layers.Layer):
-    """Member ``k``'s slice of a fused tensor: one model output."""
+class StackedMean(keras.metrics.Metric):
+    """One mean per member in one pair of variables: a total of shape
+    ``[K]`` and a count, logged as ``m<k>_<name>``. Each member's value is
+    what a Keras ``Mean`` over its own values gives (the sum of the values
+    over the count, ``divide_no_nan``)."""
 
-    def __init__(self, index: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.index = index
+    def __init__(self, members: int, name: str, dtype: Any = None) -> None:
+        super().__init__(name=f"stacked_{name}", dtype=dtype)
+        self.members = members
+        self.log_name = name
+        self.total = self.add_variable(shape=(members,), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def call(self, x: Any) -> Any:
-        out = x[self.index]
-        logits = getattr(x, "_keras_logits", None)
-        if logits is not None:
-            # Keras' cross-entropies read a softmax's or sigmoid's logits from its output (the stable
-            # form an unfused model's loss takes): the member's slice keeps its own.
-            try:
-                out._keras_logits = logits[self.index]
-            except AttributeError:
-                pass
-        return out
+    def add(self, sums: Any, count: Any) -> None:
+        """Adds each member's sum of values (``[K]``) and their number."""
+        self.total.assign(self.total + ops.cast(sums, self.dtype))
+        self.count.assign(self.count + ops.cast(count, self.dtype))
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return tuple(input_shape[1:])
-
-
-class LossTracker(keras.metrics.Mean):
-    """A member's ``loss`` log: the mean of its loss over the batches,
-    weighted by their sizes, as Keras' own loss tracker averages a model's
-    loss (Keras' per-output loss logs weigh every batch alike). Its member's
-    loss records each value; Keras only resets and reads it."""
-
-    def update_state(self, *args: Any, **kwargs: Any) -> None:
+    def update_state(self, *args: Any, **kwargs: Any) -> None:  # its owner calls `add`
         return None
 
-    def record(self, value: Any, batch_size: Any) -> None:
-        super().update_state(value, sample_weight=ops.cast(batch_size, self.dtype))
+    def result(self) -> dict[str, Any]:
+        means = ops.divide_no_nan(self.total, self.count)
+        return {f"{member_name(m)}_{self.log_name}": means[m] for m in range(self.members)}
 
 
 #: The name a member's loss tracker logs under (`member_logs` renames it ``loss``).
 LOSS_TRACKER = "ktplus_member_loss"
 
+#: Loss reductions computed for every member at once (any other: member by member).
+_STACKED_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
 
-class _MemberLoss(keras.losses.Loss):
-    """A member's loss: its model's loss (its class weights arrive as
-    sample weights of the training data, as Keras applies ``class_weight``)
-    plus its regularization penalty, as its unfused model's total loss is."""
 
-    def __init__(self, base: Any, penalty: Any, tracker: LossTracker, name: str) -> None:
-        super().__init__(name=name)
-        self.tracker = tracker
-        base = keras.losses.get(base) if isinstance(base, str) else base
-        # As Keras' compile does: a loss function is reduced over the batch by a wrapper.
-        self.base = base if isinstance(base, keras.losses.Loss) else LossFunctionWrapper(base)
-        self.penalty = penalty
+def _member_slice(y_pred: Any, m: int) -> Any:
+    """Member ``m``'s predictions, with the logits Keras' cross-entropies
+    read from a softmax's or sigmoid's output (the stable form an unfused
+    model's loss takes)."""
+    out = y_pred[m]
+    logits = getattr(y_pred, "_keras_logits", None)
+    if logits is not None:
+        try:
+            out._keras_logits = logits[m]
+        except AttributeError:
+            pass
+    return out
 
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        value = self.base(y_true, y_pred, sample_weight)
-        penalty = self.penalty()
-        value = value if penalty is None else value + penalty
-        self.tracker.record(value, ops.shape(y_pred)[0])
-        return value
 
-    def call(self, y_true: Any, y_pred: Any) -> Any:  # pragma: no cover - __call__ is used
-        raise NotImplementedError
+def _spec_shape(spec: Any) -> tuple:
+    return tuple(spec.shape) if hasattr(spec, "shape") else tuple(np.shape(spec))
+
+
+class FusedNet(keras.Model):
+    """The fused Keras model: one output ``[K, B, ...]``, and each
+    member's loss and metrics computed for every member at once, so the
+    traced train and test steps are the size of one model's whatever K
+    (Keras' per-output losses and metrics would trace K of each).
+
+    Member ``k``'s loss is its model's loss as Keras' ``compile`` makes it
+    (its class weights arrive as its column of the sample weights, as
+    Keras applies ``class_weight``) plus its regularization penalty, as its
+    unfused model's total loss is; the model minimizes their sum, whose
+    gradient for a member's variables is its own loss's. Its ``loss`` log
+    is the mean of that loss over batches weighted by their sizes, as
+    Keras' loss tracker averages it. A metric Keras computes as the mean of
+    a per-sample function (``MeanMetricWrapper``: accuracies, errors) is
+    one `StackedMean`; any other keeps one object per member, updated with
+    that member's predictions. Metrics, as Keras' compiled ``metrics``,
+    take no sample weights.
+    """
+
+    def __init__(self, inputs: Any, outputs: Any, *, members: int, loss: Any, member_metrics: list[list[Any]],
+                 penalties: Any, **kwargs: Any) -> None:
+        super().__init__(inputs, outputs, **kwargs)
+        self.members = members
+        self._loss_spec = loss
+        self._metric_specs = member_metrics
+        self._penalties = penalties
+        self._member_loss: Any = None
+        self._base_loss: Any = None
+        self._stacked: list[tuple[StackedMean, Any, dict]] = []
+        self._per_member: list[list[Any]] = []
+        self._member_metrics_built = False
+
+    def build_members(self, y_true: Any) -> None:
+        """Resolves the loss and metrics as Keras' compile would for one
+        member's output and targets shaped as ``y_true`` (a spec or array)."""
+        if self._member_metrics_built:
+            return
+        from ktplus._compat import keras_compile_loss, keras_compile_metric
+
+        y_spec = keras.KerasTensor(_spec_shape(y_true))
+        p_spec = keras.KerasTensor(tuple(self.outputs[0].shape[1:]))
+        base = self._loss_spec
+        if isinstance(base, str) or not isinstance(base, keras.losses.Loss):
+            base = keras_compile_loss(base, y_spec, p_spec)
+        self._base_loss = base
+        self._member_loss = StackedMean(self.members, LOSS_TRACKER)
+        stacked, per_member = [], []
+        for j in range(len(self._metric_specs[0])):
+            resolved = [keras_compile_metric(specs[j], y_spec, p_spec) for specs in self._metric_specs]
+            first = resolved[0]
+            if type(first).update_state is keras.metrics.MeanMetricWrapper.update_state:
+                stacked.append((StackedMean(self.members, first.name, dtype=first.dtype), first._fn,
+                                dict(first._fn_kwargs)))
+            else:
+                for m, metric in enumerate(resolved):  # logged as each member's, as Keras names an output's
+                    metric.name = f"{member_name(m)}_{metric.name}"
+                per_member.append(resolved)
+        self._stacked = stacked
+        self._per_member = per_member
+        self._member_metrics_built = True
+
+    @property
+    def metrics(self) -> list[Any]:
+        own = [self._member_loss, *(metric for metric, _, _ in self._stacked),
+               *(metric for group in self._per_member for metric in group)]
+        return [*super().metrics, *(m for m in own if m is not None)]
+
+    def fit(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            self.build_members(x.element_spec[1])
+        elif y is not None:
+            self.build_members(np.asarray(y))
+        return super().fit(x, y, *args, **kwargs)
+
+    def _stack_targets(self, y: Any) -> Any:
+        return ops.broadcast_to(ops.expand_dims(y, 0), (self.members, *ops.shape(y)))
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        base = self._base_loss
+        k = self.members
+        weights = None if sample_weight is None else ops.transpose(sample_weight)  # [B, K] -> [K, B]
+        reduction = getattr(base, "reduction", None)
+        if isinstance(base, keras.losses.Loss) and reduction in _STACKED_REDUCTIONS:
+            dtype = base.dtype
+            values = base.call(ops.convert_to_tensor(self._stack_targets(y), dtype=dtype),
+                               ops.convert_to_tensor(y_pred, dtype=dtype))
+            values = ops.convert_to_tensor(values, dtype=dtype)
+            if weights is not None:
+                w = ops.cast(weights, values.dtype)
+                while len(w.shape) < len(values.shape):
+                    w = ops.expand_dims(w, -1)
+                values = values * w
+            axes = tuple(range(1, len(values.shape)))
+            losses = ops.sum(values, axis=axes) if axes else values
+            if reduction != "sum":
+                if reduction == "mean_with_sample_weight" and weights is not None:
+                    divisor = ops.sum(ops.cast(weights, values.dtype), axis=1)
+                else:  # the number of a member's values, as Keras' reduction divides by
+                    per_sample = math.prod(int(s) for s in values.shape[2:])
+                    divisor = ops.cast(ops.shape(values)[1], values.dtype) * per_sample
+                losses = ops.divide_no_nan(losses, divisor)
+        else:
+            losses = ops.stack([base(y, _member_slice(y_pred, m), None if weights is None else weights[m])
+                                for m in range(k)])
+        penalty = self._penalties()
+        if penalty is not None:
+            losses = losses + penalty
+        self._member_loss.add(losses * ops.cast(ops.shape(y_pred)[1], losses.dtype), ops.shape(y_pred)[1])
+        return ops.sum(losses)
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
+        if self._stacked:
+            targets = self._stack_targets(y)
+            for metric, fn, kwargs in self._stacked:
+                values = ops.cast(fn(targets, y_pred, **kwargs), metric.dtype)
+                if len(values.shape) > 2:  # as Keras' Mean reduces each sample's values to one
+                    values = ops.mean(values, axis=tuple(range(2, len(values.shape))))
+                metric.add(ops.sum(values, axis=1), ops.shape(values)[1])
+        for group in self._per_member:
+            for m, metric in enumerate(group):
+                metric.update_state(y, _member_slice(y_pred, m))
+        return self.get_metrics_result()
 
 
 def fused_optimizer(template: keras.optimizers.Optimizer, members: int) -> keras.optimizers.Optimizer:
@@ -823,16 +938,11 @@ class FusedModel:
             if op in positions:
                 rates = [p.dropout.get(op, 0.0) for p in plans]
                 x = FusedDropout(rates, layout, name=f"fused_dropout_{op}")(x)
-        outputs = [MemberOutput(m, name=member_name(m))(x) for m in range(k)]
-        self.model = keras.Model(inputs, outputs, name="ktplus_fused")
         self._regs = [[p.regularization[i] for i in range(n_kernels)] for p in plans]
-        trackers = [LossTracker(name=LOSS_TRACKER) for _ in range(k)]
-        losses = {member_name(m): _MemberLoss(loss, self._penalty(m), trackers[m], name=f"{member_name(m)}_loss")
-                  for m in range(k)}
+        self.model = FusedNet(inputs, x, members=k, loss=loss, member_metrics=metrics, penalties=self._penalties,
+                              name="ktplus_fused")
         self.optimizer = fused_optimizer(models[0].optimizer, k)
-        self.model.compile(optimizer=self.optimizer, loss=losses,
-                           metrics={member_name(m): [*metrics[m], trackers[m]] for m in range(k)},
-                           steps_per_execution=steps_per_execution)
+        self.model.compile(optimizer=self.optimizer, steps_per_execution=steps_per_execution)
         self.optimizer.build(self.model.trainable_variables)
         for m, model in enumerate(models):
             self.load(m, model)
@@ -856,28 +966,30 @@ class FusedModel:
         mask = (a[:, :, None] * b[:, None, :]).astype("float32")
         return mask[:, None, None] if isinstance(layer, FusedConv2D) else mask
 
-    def _penalty(self, m: int) -> Any:
-        terms = [(i, l1, l2) for i, (l1, l2) in enumerate(self._regs[m]) if l1 or l2]
-        if not terms:
-            return lambda: None
-
-        def penalty() -> Any:
-            total = None
-            for i, l1, l2 in terms:
-                w = self.kernel_layers[i].kernel[m]
-                mask = self._in_masks[i]
-                if mask is not None:
-                    w = w * ops.convert_to_tensor(mask[m])
-                value = None
-                if l1:
-                    value = l1 * ops.sum(ops.absolute(w))
-                if l2:
-                    term = l2 * ops.sum(ops.square(w))
-                    value = term if value is None else value + term
-                total = value if total is None else total + value
-            return total
-
-        return penalty
+    def _penalties(self) -> Any:
+        """Every member's regularization penalty (``[K]``; None when no
+        member has one): for each kernel, ``l1 * sum|W| + l2 * sum W**2``
+        over the member's own entries (the padded ones are 0), as its
+        unfused layers' regularizers add them, in layer order."""
+        total = None
+        for i, layer in enumerate(self.kernel_layers):
+            l1 = np.asarray([regs[i][0] for regs in self._regs], "float32")
+            l2 = np.asarray([regs[i][1] for regs in self._regs], "float32")
+            if not l1.any() and not l2.any():
+                continue
+            w = layer.kernel
+            mask = self._in_masks[i]
+            if mask is not None:
+                w = w * ops.convert_to_tensor(mask)
+            axes = tuple(range(1, len(w.shape)))
+            value = None
+            if l1.any():
+                value = ops.convert_to_tensor(l1) * ops.sum(ops.absolute(w), axis=axes)
+            if l2.any():
+                term = ops.convert_to_tensor(l2) * ops.sum(ops.square(w), axis=axes)
+                value = term if value is None else value + term
+            total = value if total is None else total + value
+        return total
 
     # -- members' weights --------------------------------------------------
 
@@ -938,14 +1050,16 @@ def class_weight_vector(class_weight: dict | None, num_classes: int | None) -> n
 
 
 def member_targets(members: int, class_weights: list[np.ndarray | None]) -> Any:
-    """A ``tf.data`` map from ``(x, y)`` batches to a fused model's:
-    ``y`` for every member and, when some member has class weights, each
-    member's sample weights (as Keras' ``class_weight`` makes them: the
+    """A ``tf.data`` map from ``(x, y)`` batches to a fused model's: ``y``
+    once (`FusedNet` compares it with every member's predictions) and, when
+    some member has class weights, each member's sample weights as a
+    ``[B, K]`` column each (as Keras' ``class_weight`` makes them: the
     weight of each sample's class, 1 for a member without)."""
     import tensorflow as tf
 
-    names = range(members)
     tables = [None if cw is None else tf.constant(cw) for cw in class_weights]
+    if len(tables) != members:
+        raise ValueError(f"class_weights: {len(tables)} entries for {members} members")
 
     def classes(y: Any) -> Any:
         if y.shape.rank is not None and y.shape.rank >= 2:
@@ -955,11 +1069,10 @@ def member_targets(members: int, class_weights: list[np.ndarray | None]) -> Any:
 
     def fn(*batch: Any) -> Any:
         x, y = batch[0], batch[1]
-        ys = tuple(y for _ in names)  # in the order of the model's outputs
         if all(t is None for t in tables):
-            return x, ys
+            return x, y
         c = classes(y)
         ones = tf.ones(tf.shape(c), "float32")
-        return x, ys, tuple(ones if t is None else tf.gather(t, c) for t in tables)
+        return x, y, tf.stack([ones if t is None else tf.gather(t, c) for t in tables], axis=1)
 
     return fn

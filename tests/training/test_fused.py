@@ -15,6 +15,7 @@ import ktplus
 from ktplus.hypermodels._metrics import make_metric
 from ktplus.training._fused import (
     FusedModel,
+    class_weight_vector,
     fusion_groups,
     member_logs,
     member_plan,
@@ -259,3 +260,52 @@ def test_optimizer_settings_fusion_cannot_reproduce_step_aside(optimizer):
     assert member_plan(model) is not None
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     assert member_plan(model) is None
+
+
+def _train_step_ops(k):
+    """Operations in a traced train step of ``k`` equal dense members."""
+    models = [_dense(i, batch_norm=False, dropout=0.1) for i in range(k)]
+    fused = _fused(models, [1e-2] * k)
+    x, y = np.zeros((16, 64), "float32"), np.zeros((16,), "int64")
+    data = _dataset(x, y, k)
+    fused.model.build_members(data.element_spec[1])
+    return len(tf.function(fused.model.train_step).get_concrete_function(data.element_spec).graph.get_operations())
+
+
+def test_the_traced_step_is_the_size_of_one_model_whatever_k():
+    """Every member's loss and metrics are computed at once: a member more
+    adds only the reads of its logs, not a loss, a tracker and metrics of
+    its own (about 140 operations each when Keras traced one per member)."""
+    two, five = _train_step_ops(2), _train_step_ops(5)
+    assert (five - two) / 3 <= 30, (two, five)
+
+
+def test_per_member_metrics_and_class_weights_log_as_each_model_alone(digits):
+    """A metric that is not a mean of per-sample values (AUC) keeps one
+    object per member; class weights are each member's own sample weights;
+    every log matches the member's model trained alone."""
+    (x, y), (xv, yv) = digits
+    x, xv = x.reshape(len(x), -1), xv.reshape(len(xv), -1)
+    specs = [dict(units=16, learning_rate=1e-2), dict(units=12, learning_rate=3e-3)]
+    weights = [{c: 1.0 + c / 4 for c in range(10)}, None]
+    metrics = ["accuracy", "auc"]
+    common = dict(batch_norm=False, dropout=0.0, metrics=metrics)
+    alone = [_dense(i, **common, **s) for i, s in enumerate(specs)]
+    members = [_dense(i, **common, **s) for i, s in enumerate(specs)]
+    for a, m in zip(alone, members, strict=True):
+        m.set_weights(a.get_weights())
+    histories = [a.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, class_weight=cw,
+                       validation_data=(xv, yv)).history for a, cw in zip(alone, weights, strict=True)]
+    plans = [member_plan(m) for m in members]
+    fused = FusedModel(plans, members, "sparse_categorical_crossentropy",
+                       [[make_metric(s, True) for s in metrics] for _ in members])
+    fused.set_learning_rates([s["learning_rate"] for s in specs])
+    vectors = [class_weight_vector(cw, 10) for cw in weights]
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).map(member_targets(2, vectors))
+    logs = fused.model.fit(train, epochs=2, verbose=0, validation_data=_dataset(xv, yv, 2)).history
+    assert {"m0_auc", "m1_auc", "m0_accuracy"} <= set(logs)
+    for m in range(2):
+        for epoch in range(2):
+            got = member_logs({name: values[epoch] for name, values in logs.items()}, m)
+            for name in ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"):
+                assert got[name] == pytest.approx(histories[m][name][epoch], rel=1e-5, abs=1e-6), (m, epoch, name)
