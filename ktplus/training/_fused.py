@@ -169,6 +169,14 @@ class MemberPlan:
     fan_in: int = 0
     #: Multiply-adds per sample of kernel ``i``, per unit of ``in * out`` width.
     factors: list[int] = field(default_factory=list)
+    #: Steps per hidden block when the member may be padded in depth (see
+    #: `depth_paddable`); 0 when it may not.
+    block: int = 0
+
+    @property
+    def hidden(self) -> int:
+        """The number of kernels before the output layer."""
+        return len(self.kernels) - 1
 
     @property
     def dense(self) -> list[keras.layers.Layer]:
@@ -288,12 +296,69 @@ def member_plan(model: Any) -> MemberPlan | None:
         key.append((name, kind.__name__, _config(layer)))
     if layout != "vector" or steps[-1][0] == "reduce":
         return None
-    key.append(("widths_of", len(widths), widths[-1]))  # the head's width is the output's
     optimizer = model.optimizer.get_config()
+    block = depth_paddable(steps, dropout, optimizer)
+    if block:  # members of any depth fuse: the key holds one block's structure, not their number
+        prefix = len(key) - len(steps)
+        key = [*key[:prefix], ("blocks", tuple(key[prefix:prefix + block])), key[-1]]
+        key.append(("widths_of", "any depth", widths[-1]))
+    else:
+        key.append(("widths_of", len(widths), widths[-1]))  # the head's width is the output's
     key.append(("optimizer", type(model.optimizer).__name__,
                 tuple(sorted((k, repr(v)) for k, v in optimizer.items()
                              if k not in ("name", "learning_rate")))))
-    return MemberPlan(tuple(key), shared, kernels, widths, regs, dropout, steps, fan_in, factors)
+    return MemberPlan(tuple(key), shared, kernels, widths, regs, dropout, steps, fan_in, factors, block)
+
+
+#: Activations ``f`` with ``f(f(z)) = f(z)`` and ``f(z) >= 0``, so that ``f(I h) = h`` for every
+#: ``h = f(z)``: an identity block after a hidden layer passes its output on unchanged.
+_IDEMPOTENT = ("relu",)
+
+
+def depth_paddable(steps: list[tuple[str, keras.layers.Layer]], dropout: dict[int, float],
+                   optimizer: dict[str, Any]) -> int:
+    """The number of steps of each hidden block when a dense chain may be
+    padded in depth, 0 when it may not.
+
+    A member with fewer hidden blocks than its group's deepest trains its
+    own blocks, then identity blocks, then its output layer: an identity
+    block's kernel is the identity matrix and its bias 0, both held fixed
+    (no gradient reaches them, so Adam, RMSprop and SGD move them by
+    exactly 0; weight decay, which would, makes a chain not paddable), and
+    its dropout rate is 0. That block computes ``relu(I h + 0) = h`` for the
+    block's input ``h``, itself a ReLU output (``h >= 0``), exactly: a
+    product by 1 and sums of exact zeros. The gradient flowing back through
+    it is multiplied by ``relu'(h)``, 1 where ``h > 0`` and 0 where
+    ``h = 0``, where the block below had already zeroed it. So it requires:
+    every hidden block is a Dense (no batch normalization) followed by
+    activations, all the same configuration, each a ReLU (the Dense's own
+    activation too, or linear) with at least one ReLU, no dropout after the
+    output layer, and no weight decay."""
+    if (len(steps) < 2 or steps[-1][0] != "dense" or optimizer.get("weight_decay")
+            or any(kind not in ("dense", "activation") for kind, _ in steps)):
+        return 0
+    starts = [i for i, (kind, _) in enumerate(steps[:-1]) if kind == "dense"]
+    if not starts or starts[0] != 0:
+        return 0
+    block = starts[1] - starts[0] if len(starts) > 1 else len(steps) - 1
+    if block < 2 or (len(steps) - 1) % block or len(steps) in dropout:
+        return 0
+    signature = None
+    for start in range(0, len(steps) - 1, block):
+        part = steps[start:start + block]
+        if part[0][0] != "dense" or any(kind != "activation" for kind, _ in part[1:]):
+            return 0
+        own = keras.activations.serialize(part[0][1].activation)
+        if own not in ("linear", *_IDEMPOTENT):
+            return 0
+        acts = [keras.activations.serialize(layer.activation) for _, layer in part[1:]]
+        if any(a not in _IDEMPOTENT for a in acts):
+            return 0
+        current = tuple((kind, _config(layer)) for kind, layer in part)
+        if signature is not None and current != signature:
+            return 0
+        signature = current
+    return block
 
 
 #: How much wider than its own model a member's fused layers may be: the
@@ -310,11 +375,33 @@ def _cost(plan: MemberPlan, widths: list[int]) -> int:
     return cost
 
 
+def member_widths(plan: MemberPlan, depth: int) -> list[int]:
+    """``plan``'s width at each of ``depth`` fused kernels: its own hidden
+    widths, its last one again for each identity block (see
+    `depth_paddable`), then its output's."""
+    missing = depth - len(plan.widths)
+    if missing <= 0:
+        return list(plan.widths)
+    return [*plan.widths[:-1], *[plan.widths[-2]] * missing, plan.widths[-1]]
+
+
+def deepest(plans: list[MemberPlan]) -> MemberPlan:
+    """The plan with the most kernels (the first of them): the fused model's layout."""
+    return max(plans, key=lambda p: len(p.kernels))
+
+
+def fused_widths(plans: list[MemberPlan]) -> list[int]:
+    """The fused model's width at each kernel: the widest member's there."""
+    depth = len(deepest(plans).widths)
+    columns = [member_widths(p, depth) for p in plans]
+    return [max(c[n] for c in columns) for n in range(depth)]
+
+
 def fusion_groups(plans: list[MemberPlan], size: int | None = None) -> list[list[int]]:
     """Members (indices into ``plans``) grouped to train fused: the same
-    ``key``, and widths close enough that padding every member to the
-    group's widest costs at most `MAX_PADDING` times its own compute;
-    at most ``size`` members a group. Singletons train alone."""
+    ``key``, and widths and depths close enough that padding every member
+    to the group's widest and deepest costs at most `MAX_PADDING` times its
+    own compute; at most ``size`` members a group. Singletons train alone."""
     by_key: dict[tuple, list[int]] = {}
     for i, plan in enumerate(plans):
         by_key.setdefault(plan.key, []).append(i)
@@ -326,8 +413,8 @@ def fusion_groups(plans: list[MemberPlan], size: int | None = None) -> list[list
             for group in open_groups:
                 if size is not None and len(group) >= size:
                     continue
-                widths = [max(plans[j].widths[n] for j in (*group, i)) for n in range(len(plans[i].widths))]
-                padded = _cost(plans[i], widths)
+                together = [plans[j] for j in (*group, i)]
+                padded = _cost(deepest(together), fused_widths(together))
                 if all(padded <= MAX_PADDING * own[j] for j in (*group, i)):
                     group.append(i)
                     break
@@ -382,7 +469,8 @@ class FusedDense(keras.layers.Layer):
     channels each (where a member's narrower channels sit)."""
 
     def __init__(self, members: int, units: int, activation: Any, use_bias: bool,
-                 out_mask: np.ndarray | None, spatial: int = 1, **kwargs: Any) -> None:
+                 out_mask: np.ndarray | None, spatial: int = 1, frozen: np.ndarray | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.members = members
         self.units = units
@@ -390,6 +478,8 @@ class FusedDense(keras.layers.Layer):
         self.use_bias = use_bias
         self.spatial = spatial
         self._out_mask = out_mask
+        #: ``[K]`` booleans: members whose slice is an identity block, held fixed (no gradient reaches it).
+        self.frozen = None if frozen is None else np.asarray(frozen, dtype=bool)
 
     def build(self, input_shape: tuple) -> None:
         fan_in = int(input_shape[-1])
@@ -400,14 +490,15 @@ class FusedDense(keras.layers.Layer):
         self.out_mask = _mask_weight(self, self._out_mask, (self.members, 1, self.units))
 
     def call(self, x: Any) -> Any:
+        kernel = self._held(self.kernel)
         if len(x.shape) == 2:  # a shared input: one matmul over every member's columns
             fan_in = self.kernel.shape[1]
-            wide = ops.reshape(ops.transpose(self.kernel, (1, 0, 2)), (fan_in, self.members * self.units))
+            wide = ops.reshape(ops.transpose(kernel, (1, 0, 2)), (fan_in, self.members * self.units))
             y = ops.transpose(ops.reshape(ops.matmul(x, wide), (-1, self.members, self.units)), (1, 0, 2))
         else:
-            y = ops.matmul(x, self.kernel)
+            y = ops.matmul(x, kernel)
         if self.bias is not None:
-            y = y + ops.expand_dims(self.bias, 1)
+            y = y + ops.expand_dims(self._held(self.bias), 1)
         y = self.activation(y)
         if self.out_mask is not None:
             y = y * self.out_mask
@@ -416,6 +507,21 @@ class FusedDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         batch = input_shape[0] if len(input_shape) == 2 else input_shape[1]
         return (self.members, batch, self.units)
+
+    def _held(self, variable: Any) -> Any:
+        """``variable`` with the frozen members' slices cut off from the
+        gradient (exactly 0 there: a select, not a product with 0)."""
+        if self.frozen is None:
+            return variable
+        shape = (self.members,) + (1,) * (len(variable.shape) - 1)
+        return ops.where(ops.convert_to_tensor(self.frozen.reshape(shape)), ops.stop_gradient(variable), variable)
+
+    def load_identity(self, m: int, width: int) -> None:
+        """Member ``m``'s slice := an identity block of ``width`` units
+        (the identity matrix in its corner, bias 0)."""
+        _load_slice(self.kernel, m, np.eye(width, dtype="float32"))
+        if self.bias is not None:
+            _load_slice(self.bias, m, np.zeros(width, dtype="float32"))
 
     def _view(self) -> tuple:
         fan_in = int(self.kernel.shape[1])
@@ -873,18 +979,24 @@ class FusedModel:
                  metrics: list[list[Any]], steps_per_execution: int = 1) -> None:
         self.plans = plans
         self.k = k = len(plans)
-        first = plans[0]
+        first = deepest(plans)  # shallower members have identity blocks (`depth_paddable`)
         n_kernels = len(first.kernels)
-        self.widths = [max(p.widths[i] for p in plans) for i in range(n_kernels)]
+        columns = [member_widths(p, n_kernels) for p in plans]
+        self.widths = fused_widths(plans)
         masks: list[np.ndarray | None] = []
         for i, width in enumerate(self.widths):
-            if all(p.widths[i] == width for p in plans):
+            if all(c[i] == width for c in columns):
                 masks.append(None)
             else:
                 mask = np.zeros((k, width), dtype="float32")
-                for m, p in enumerate(plans):
-                    mask[m, :p.widths[i]] = 1.0
+                for m, c in enumerate(columns):
+                    mask[m, :c[i]] = 1.0
                 masks.append(mask)
+        #: Member m's fused kernel i is an identity block: its own hidden kernels come first, its output last.
+        self._identity = [[p.hidden <= i < n_kernels - 1 for i in range(n_kernels)] for p in plans]
+        #: Each member's weighted layers (its plan's order) as indices into `weighted_layers`.
+        self._layer_map = [list(range(len(p.weighted))) if p.hidden == n_kernels - 1
+                           else [*range(p.hidden), n_kernels - 1] for p in plans]
         inputs = keras.Input(shape=tuple(models[0].inputs[0].shape[1:]), dtype=models[0].inputs[0].dtype,
                              name="inputs")
         x = inputs
@@ -909,8 +1021,10 @@ class FusedModel:
                                         layer.use_bias, out_mask, shared_input=layout == "shared",
                                         name=f"fused_conv_{i}")
                 else:
+                    frozen = np.asarray([ident[i] for ident in self._identity])
                     fused = FusedDense(k, self.widths[i], config["activation"], layer.use_bias, out_mask,
-                                       spatial=spatial, name=f"fused_dense_{i}")
+                                       spatial=spatial, frozen=frozen if frozen.any() else None,
+                                       name=f"fused_dense_{i}")
                 x = fused(x)
                 self._in_masks.append(self._in_mask(fused, features, out_mask))
                 self.kernel_layers.append(fused)
@@ -938,7 +1052,8 @@ class FusedModel:
             if op in positions:
                 rates = [p.dropout.get(op, 0.0) for p in plans]
                 x = FusedDropout(rates, layout, name=f"fused_dropout_{op}")(x)
-        self._regs = [[p.regularization[i] for i in range(n_kernels)] for p in plans]
+        self._regs = [[(0.0, 0.0) if self._identity[m][i] else p.regularization[min(i, p.hidden)]
+                       for i in range(n_kernels)] for m, p in enumerate(plans)]
         self.model = FusedNet(inputs, x, members=k, loss=loss, member_metrics=metrics, penalties=self._penalties,
                               name="ktplus_fused")
         self.optimizer = fused_optimizer(models[0].optimizer, k)
@@ -997,15 +1112,20 @@ class FusedModel:
         """Member ``m``'s slice of the fused weights := ``model``'s weights
         (the padded part 0), moving statistics included."""
         weighted = [layer for layer in model.layers if type(layer) in _WEIGHTED_LAYERS]
-        for fused, layer in zip(self.weighted_layers, weighted, strict=True):
-            fused.load_member(m, layer)
+        for index, layer in zip(self._layer_map[m], weighted, strict=True):
+            self.weighted_layers[index].load_member(m, layer)
+        width = member_widths(self.plans[m], len(self.kernel_layers))
+        for i, layer in enumerate(self.kernel_layers):
+            if self._identity[m][i]:
+                assert isinstance(layer, FusedDense)
+                layer.load_identity(m, width[i])
 
     def store(self, members: list[int]) -> None:
         """Each member model in ``members`` (indices) := its slice of the
         fused weights (its plan's layers are its model's)."""
         for m in members:
-            for fused, layer in zip(self.weighted_layers, self.plans[m].weighted, strict=True):
-                fused.store_member(m, layer)
+            for index, layer in zip(self._layer_map[m], self.plans[m].weighted, strict=True):
+                self.weighted_layers[index].store_member(m, layer)
 
     def set_learning_rates(self, rates: list[float]) -> None:
         self.optimizer.member_lr.assign(np.asarray(rates, dtype="float32"))

@@ -309,3 +309,34 @@ def test_per_member_metrics_and_class_weights_log_as_each_model_alone(digits):
             got = member_logs({name: values[epoch] for name, values in logs.items()}, m)
             for name in ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"):
                 assert got[name] == pytest.approx(histories[m][name][epoch], rel=1e-5, abs=1e-6), (m, epoch, name)
+
+
+def test_members_of_different_depths_train_as_each_model_alone(digits):
+    """A member with fewer hidden layers trains through identity blocks
+    (kernel I, bias 0, held fixed) up to the deepest member's depth: its
+    logs and weights are its own model's trained alone, and the identity
+    blocks do not move."""
+    (x, y), (xv, yv) = digits
+    flat = ((x.reshape(len(x), -1), y), (xv.reshape(len(xv), -1), yv))
+    specs = [dict(layers=3, units=16, learning_rate=1e-2, regularizer="l2", regularizer_strength=1e-3),
+             dict(layers=1, units=12, learning_rate=3e-3, regularizer="l1", regularizer_strength=1e-4),
+             dict(layers=2, units=8, learning_rate=5e-3, regularizer=None)]
+    fused = _check_equivalence(_dense, specs, flat, dict(batch_norm=False, dropout=0.0))
+    assert len(fused.kernel_layers) == 4 and fused.widths == [16, 16, 16, 10]
+    kernels = [keras.ops.convert_to_numpy(layer.kernel) for layer in fused.kernel_layers]
+    np.testing.assert_array_equal(kernels[1][1][:12, :12], np.eye(12))  # member 1: identity blocks 1 and 2
+    np.testing.assert_array_equal(kernels[2][1][:12, :12], np.eye(12))
+    np.testing.assert_array_equal(kernels[2][2][:8, :8], np.eye(8))  # member 2: identity block 2
+
+
+@pytest.mark.parametrize("case", ["batch_norm", "tanh", "adamw"])
+def test_depth_padding_steps_aside_where_identity_is_not_exact(case):
+    """Members of different depths fuse only where an identity block is
+    exact: not with batch normalization, an activation that does not pass
+    its own output on (tanh), or weight decay (it would shrink the identity)."""
+    common = dict(batch_norm=case == "batch_norm", activation="tanh" if case == "tanh" else "relu",
+                  optimizer="adamw" if case == "adamw" else "adam", dropout=0.0)
+    plans = [member_plan(_dense(i, layers=n, units=16, **common)) for i, n in enumerate((1, 2))]
+    assert plans[0].key != plans[1].key
+    same_depth = [member_plan(_dense(i, layers=2, units=16, **common)) for i in range(2)]
+    assert same_depth[0].key == same_depth[1].key  # what they share still fuses
