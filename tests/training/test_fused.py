@@ -211,6 +211,18 @@ def test_conv_groups_by_padded_compute():
     assert other.key != plans[0].key
 
 
+def test_small_members_pad_freely_and_large_ones_within_a_factor():
+    """Below the padding floor a member's step costs its overhead, not its
+    arithmetic: 8 units and 64 units over two layers fuse (64*64 multiply-adds
+    more than its own 8*8 scale, still small); 64 and 512 units do not (the
+    64-unit member padded to 512 would do about 40 times its own work)."""
+    small = [member_plan(_dense(i, layers=n, units=u, batch_norm=False, dropout=0.0))
+             for i, (n, u) in enumerate(((1, 8), (2, 64)))]
+    assert fusion_groups(small) == [[0, 1]]
+    large = [member_plan(_dense(i, layers=2, units=u, batch_norm=False, dropout=0.0)) for i, u in enumerate((64, 512))]
+    assert sorted(fusion_groups(large)) == [[0], [1]]
+
+
 class SeededConv(ktplus.ConvHyperModel):
     """Initial weights drawn from a seed of the trial's own values, so a
     trial starts from the same weights fused or alone."""

@@ -43,9 +43,9 @@ def _space(**kwargs):
     return SeededDense(**settings)
 
 
-def _search(tmp_path, data, pack, name, trials=8, **kwargs):
+def _search(tmp_path, data, pack, name, trials=8, space=None, **kwargs):
     (x, y), val = data
-    tuner = ktplus.RandomSearch(_space(), objective="val_loss", max_trials=trials, seed=3, directory=tmp_path,
+    tuner = ktplus.RandomSearch(space or _space(), objective="val_loss", max_trials=trials, seed=3, directory=tmp_path,
                                 project_name=name, early_stopping=1, pack=pack, **kwargs)
     tuner.search(x, y, validation_data=val, epochs=8, shuffle=False, verbose=0)
     return tuner
@@ -56,16 +56,18 @@ def _final_weights(tuner, trial):
 
 
 def test_fused_members_train_as_each_trial_alone(tmp_path, data):
-    fused = _search(tmp_path, data, 6, "fused", trials=6)
-    alone = _search(tmp_path, data, 1, "alone", trials=6)
+    # One or two hidden layers: members of different depths fuse through identity blocks.
+    fused = _search(tmp_path, data, 6, "fused", trials=6, space=_space(layers=[1, 2]))
+    alone = _search(tmp_path, data, 1, "alone", trials=6, space=_space(layers=[1, 2]))
     assert not alone.packed_trials
     trials = {t.trial_id: t for t in fused.oracle.trials.values()}
     assert set(trials) == set(alone.oracle.trials) and len(trials) == 6
-    # Members of one fused model: at least one group mixes widths (masked) and settings.
+    # Members of one fused model: at least one group mixes widths (masked), depths and settings.
     assert any(n >= 2 for n in fused.packed_trials.values())
-    widths = {(trials[t].hyperparameters.get("units_0"), trials[t].hyperparameters.get("units_1"))
+    widths = {(trials[t].hyperparameters.values.get("units_0"), trials[t].hyperparameters.values.get("units_1"))
               for t in fused.packed_trials}
     assert len(widths) >= 2
+    assert {trials[t].hyperparameters.values["layers"] for t in fused.packed_trials} == {1, 2}
     epochs = set()
     for tid, t in trials.items():
         a = alone.oracle.trials[tid]
@@ -237,11 +239,12 @@ def test_a_trial_run_alone_beside_a_pack_counts_only_its_own_parameters(tmp_path
     alone first: the pack's other trials, still waiting for their fused results, keep their own
     parameter counts."""
     (x, y), val = data
-    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=[2, 64], dropout=0.0,
+    # 4096 units: padding the 2-unit model to that width is over the padding floor (fusion_groups).
+    hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, layers=1, units=[2, 4096], dropout=0.0,
                                 learning_rate=[1e-2, 3e-2])
     tuner = ktplus.RandomSearch(hm, objective="val_accuracy", max_trials=3, directory=tmp_path, project_name="p",
                                 pack=3)
-    for units, lr in ((2, 1e-2), (64, 1e-2), (64, 3e-2)):
+    for units, lr in ((2, 1e-2), (4096, 1e-2), (4096, 3e-2)):
         tuner.enqueue_trial({"units_0": units, "learning_rate": lr})
     tuner.search(x, y, validation_data=val, epochs=1, verbose=0)
     assert len(tuner.packed_trials) == 2
