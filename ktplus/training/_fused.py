@@ -20,7 +20,9 @@ chain of layers fuses when every layer is one of:
   ``GlobalMaxPooling2D`` or ``Flatten``.
 
 Members may differ in the width of every layer with a kernel but the last
-(the narrower ones masked, see below), in their kernel regularizer's
+(the narrower ones masked, see below), dense ReLU chains also in their
+number of hidden layers (the shallower ones through identity blocks, see
+`depth_paddable`), in their kernel regularizer's
 strength (L1, L2 or both), in learning rate and schedule (one rate per
 member, set every epoch), and may stop at different epochs: a stopped
 member's variables, its batch normalization's moving statistics included,

@@ -36,13 +36,15 @@ class WeightLog(keras.callbacks.Callback):
 
 @pytest.fixture(scope="module")
 def listed(data, tmp_path_factory):
-    """objective=["val_accuracy", "num_params"], TensorBoard off."""
+    """objective=["val_accuracy", "num_params"], TensorBoard off, trials
+    trained one after another (fused trials end their epochs in turn;
+    tests/tuners/test_pack.py checks a fused trial's checkpoint)."""
     (x, y), val = data
     WeightLog.epochs = []
     hm = ktplus.DenseHyperModel(input_shape=(4,), num_classes=3, learning_rate=0.05)
     tuner = ktplus.RandomSearch(hm, objective=["val_accuracy", "num_params"], max_trials=3, seed=2,
                                 directory=tmp_path_factory.mktemp("listed"), project_name="p",
-                                tensorboard=False)
+                                tensorboard=False, pack=1)  # WeightLog reads trials one after another
     tuner.search(x, y, validation_data=val, epochs=EPOCHS, batch_size=16, callbacks=[WeightLog()], verbose=0)
     runs = [WeightLog.epochs[i:i + EPOCHS] for i in range(0, len(WeightLog.epochs), EPOCHS)]
     return tuner, runs
