@@ -343,7 +343,7 @@ def depth_paddable(steps: list[tuple[str, keras.layers.Layer]], dropout: dict[in
     if not starts or starts[0] != 0:
         return 0
     block = starts[1] - starts[0] if len(starts) > 1 else len(steps) - 1
-    if block < 2 or (len(steps) - 1) % block or len(steps) in dropout:
+    if (len(steps) - 1) % block or len(steps) in dropout:
         return 0
     signature = None
     for start in range(0, len(steps) - 1, block):
@@ -354,8 +354,8 @@ def depth_paddable(steps: list[tuple[str, keras.layers.Layer]], dropout: dict[in
         if own not in ("linear", *_IDEMPOTENT):
             return 0
         acts = [keras.activations.serialize(layer.activation) for _, layer in part[1:]]
-        if any(a not in _IDEMPOTENT for a in acts):
-            return 0
+        if any(a not in _IDEMPOTENT for a in acts) or (own not in _IDEMPOTENT and not acts):
+            return 0  # every activation a ReLU, and at least one
         current = tuple((kind, _config(layer)) for kind, layer in part)
         if signature is not None and current != signature:
             return 0

@@ -352,3 +352,28 @@ def test_depth_padding_steps_aside_where_identity_is_not_exact(case):
     assert plans[0].key != plans[1].key
     same_depth = [member_plan(_dense(i, layers=2, units=16, **common)) for i in range(2)]
     assert same_depth[0].key == same_depth[1].key  # what they share still fuses
+
+
+def _chain(layers, activation, separate):
+    inputs = keras.Input((8,))
+    x = inputs
+    for _ in range(layers):
+        if separate:
+            x = keras.layers.Activation(activation)(keras.layers.Dense(16)(x))
+        else:
+            x = keras.layers.Dense(16, activation=activation)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return member_plan(model)
+
+
+@pytest.mark.parametrize(("activation", "separate", "fuses"), [
+    ("relu", False, True),  # a Dense's own ReLU
+    ("relu", True, True),  # Dense, then Activation("relu")
+    ("linear", False, False),  # no ReLU: an identity block would not undo the layer's sign
+    ("tanh", True, False),
+])
+def test_which_chains_pad_in_depth(activation, separate, fuses):
+    one, three = _chain(1, activation, separate), _chain(3, activation, separate)
+    assert (one.key == three.key) == fuses
+    assert bool(one.block) == fuses
