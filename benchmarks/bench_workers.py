@@ -40,7 +40,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+from tests.storage.postgres_server import binaries, free_port, local_postgres  # noqa: E402
 
 MODES = ("chief", "journal", "sqlite", "postgresql")
 STUDY = "bench"
@@ -102,61 +104,25 @@ def _child(mode: str, root: str, storage: str, trials: int, epochs: int) -> None
     tuner.search(x, y, validation_data=validation, epochs=epochs, verbose=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _postgres() -> Iterator[Any]:
-    """A PostgreSQL server on 127.0.0.1 (as tests/storage/conftest.py starts
-    it): yields a function that makes a new database and returns its URL,
-    or None when no server can be started."""
-    which = shutil.which("pg_ctl")
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or ([which] if which else [])
+    """A PostgreSQL server on 127.0.0.1, started as the storage tests start
+    theirs (`tests.storage.postgres_server`): yields a function that makes
+    a new database and returns its URL, or None when no server can be
+    started."""
+    bindir = binaries()
     try:
-        import psycopg
+        import psycopg  # noqa: F401
     except ImportError:
-        found = []
-    if not found:
-        yield None
-        return
-    bindir = os.path.dirname(os.path.realpath(found[-1]))
-    root = tempfile.mkdtemp(prefix="ktplus-bench-pg-")
-    data, pwfile = os.path.join(root, "data"), os.path.join(root, "pw")
-    with open(pwfile, "w") as f:
-        f.write("bench")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        os.chmod(root, 0o755)
-        shutil.chown(root, "postgres")
-        shutil.chown(pwfile, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    url = f"postgresql://bench:bench@127.0.0.1:{port}"
-    try:
-        subprocess.run([*as_user, f"{bindir}/initdb", "-D", data, "-U", "bench", f"--pwfile={pwfile}",
-                        "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=100"
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-l", os.path.join(root, "log"),
-                        "-w", "-t", "60", "start"], check=True, capture_output=True)
-    except (subprocess.CalledProcessError, OSError):
-        shutil.rmtree(root, ignore_errors=True)
-        yield None
-        return
-
-    def database(name: str) -> str:
-        with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return f"{url}/{name}"
-
-    try:
-        yield database
-    finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        bindir = None
+    with contextlib.ExitStack() as stack:
+        server = None
+        if bindir is not None:
+            try:
+                server = stack.enter_context(local_postgres(bindir, "bench", "bench"))
+            except (subprocess.CalledProcessError, OSError):
+                server = None
+        yield None if server is None else server.create_database
 
 
 def _shared_study(storage: str, configurations: list[dict[str, Any]]) -> None:
@@ -183,7 +149,7 @@ def _run(mode: str, n: int, root: str, storage: str, args: argparse.Namespace) -
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     roles: list[tuple[str, dict[str, str]]] = [(f"worker{i}", env) for i in range(n)]
     if mode == "chief":
-        port = str(_free_port())
+        port = str(free_port())
         chief_env = {**env, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
         roles = [(name, {**chief_env, "KERASTUNER_TUNER_ID": name})
                  for name in ["chief", *(f"tuner{i}" for i in range(n))]]

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 import ktplus
 import ktplus.cli
-from tests.storage.conftest import _free_port
+from tests.storage.postgres_server import free_port
 from tests.storage.processes import FINISHED
 from tests.storage.processes import counted as _counted
 from tests.storage.processes import finish as _finish
@@ -200,7 +200,7 @@ def test_bad_storage_input_is_refused_before_any_trial(postgres, tmp_path):
         return ktplus.OptunaSearch(build, objective=objective, max_trials=2, storage=storage, study_name="s",
                                    directory=str(directory), project_name="p", **kwargs)
 
-    closed = postgres.url().replace(f":{postgres.port}/", f":{_free_port()}/")  # nothing listens there
+    closed = postgres.url().replace(f":{postgres.port}/", f":{free_port()}/")  # nothing listens there
     with pytest.raises(ValueError, match="argument `storage`.*connecting failed") as error:
         search(closed)
     assert "s3cret" not in str(error.value) and "***" in str(error.value)

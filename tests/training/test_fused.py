@@ -354,7 +354,7 @@ def test_depth_padding_steps_aside_where_identity_is_not_exact(case):
     assert same_depth[0].key == same_depth[1].key  # what they share still fuses
 
 
-def _chain(layers, activation, separate):
+def _depth_chain(layers, activation, separate):
     inputs = keras.Input((8,))
     x = inputs
     for _ in range(layers):
@@ -374,6 +374,6 @@ def _chain(layers, activation, separate):
     ("tanh", True, False),
 ])
 def test_which_chains_pad_in_depth(activation, separate, fuses):
-    one, three = _chain(1, activation, separate), _chain(3, activation, separate)
+    one, three = _depth_chain(1, activation, separate), _depth_chain(3, activation, separate)
     assert (one.key == three.key) == fuses
     assert bool(one.block) == fuses
