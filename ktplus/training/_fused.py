@@ -461,9 +461,18 @@ def _load_slice(variable: Any, m: int, value: np.ndarray, view: tuple | None = N
     variable.assign(array)
 
 
-def _store_slice(variable: Any, m: int, shape: tuple, view: tuple | None = None) -> np.ndarray:
-    """The leading ``shape`` corner of ``variable[m]`` (read as ``view``)."""
-    member = keras.ops.convert_to_numpy(variable)[m]
+def _store_slice(variable: Any, m: int, shape: tuple, view: tuple | None = None,
+                 reads: dict | None = None) -> np.ndarray:
+    """The leading ``shape`` corner of ``variable[m]`` (read as ``view``;
+    ``reads``: the variables' values read so far, by path, so storing K
+    members reads each fused variable once)."""
+    if reads is None:
+        array = keras.ops.convert_to_numpy(variable)
+    else:
+        array = reads.get(variable.path)
+        if array is None:
+            array = reads[variable.path] = keras.ops.convert_to_numpy(variable)
+    member = array[m]
     if view is not None:
         member = member.reshape(view)
     return member[tuple(slice(0, s) for s in shape)]
@@ -497,13 +506,12 @@ class FusedDense(keras.layers.Layer):
         self.out_mask = _mask_weight(self, self._out_mask, (self.members, 1, self.units))
 
     def call(self, x: Any) -> Any:
-        kernel = self._held(self.kernel)
-        if len(x.shape) == 2:  # a shared input: one matmul over every member's columns
-            fan_in = self.kernel.shape[1]
-            wide = ops.reshape(ops.transpose(kernel, (1, 0, 2)), (fan_in, self.members * self.units))
-            y = ops.transpose(ops.reshape(ops.matmul(x, wide), (-1, self.members, self.units)), (1, 0, 2))
-        else:
-            y = ops.matmul(x, kernel)
+        # One 2-D matmul per member: on a CPU, oneDNN's batched matmul over [K, B, in] x [K, in, out]
+        # (and the transposes a shared input's single wide matmul needs) costs several times the K
+        # plain matmuls at these sizes, and no less at large ones.
+        kernels = ops.unstack(self._held(self.kernel), self.members, axis=0)
+        inputs = [x] * self.members if len(x.shape) == 2 else ops.unstack(x, self.members, axis=0)
+        y = ops.stack([ops.matmul(a, w) for a, w in zip(inputs, kernels, strict=True)])
         if self.bias is not None:
             y = y + ops.expand_dims(self._held(self.bias), 1)
         y = self.activation(y)
@@ -540,12 +548,12 @@ class FusedDense(keras.layers.Layer):
         if self.bias is not None:
             _load_slice(self.bias, m, keras.ops.convert_to_numpy(layer.bias))
 
-    def store_member(self, m: int, layer: keras.layers.Dense) -> None:
+    def store_member(self, m: int, layer: keras.layers.Dense, reads: dict | None = None) -> None:
         shape = tuple(layer.kernel.shape)
-        w = _store_slice(self.kernel, m, (self.spatial, shape[0] // self.spatial, shape[1]), self._view())
+        w = _store_slice(self.kernel, m, (self.spatial, shape[0] // self.spatial, shape[1]), self._view(), reads)
         layer.kernel.assign(w.reshape(shape))
         if self.bias is not None:
-            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape)))
+            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape), reads=reads))
 
 
 class FusedConv2D(keras.layers.Layer):
@@ -598,10 +606,10 @@ class FusedConv2D(keras.layers.Layer):
         if self.bias is not None:
             _load_slice(self.bias, m, keras.ops.convert_to_numpy(layer.bias))
 
-    def store_member(self, m: int, layer: keras.layers.Conv2D) -> None:
-        layer.kernel.assign(_store_slice(self.kernel, m, tuple(layer.kernel.shape)))
+    def store_member(self, m: int, layer: keras.layers.Conv2D, reads: dict | None = None) -> None:
+        layer.kernel.assign(_store_slice(self.kernel, m, tuple(layer.kernel.shape), reads=reads))
         if self.bias is not None:
-            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape)))
+            layer.bias.assign(_store_slice(self.bias, m, tuple(layer.bias.shape), reads=reads))
 
 
 class FusedBatchNormalization(keras.layers.Layer):
@@ -675,9 +683,9 @@ class FusedBatchNormalization(keras.layers.Layer):
         for mine, theirs in self._variables(layer):
             _load_slice(mine, m, keras.ops.convert_to_numpy(theirs))
 
-    def store_member(self, m: int, layer: keras.layers.BatchNormalization) -> None:
+    def store_member(self, m: int, layer: keras.layers.BatchNormalization, reads: dict | None = None) -> None:
         for mine, theirs in self._variables(layer):
-            theirs.assign(_store_slice(mine, m, tuple(theirs.shape)))
+            theirs.assign(_store_slice(mine, m, tuple(theirs.shape), reads=reads))
 
 
 class FusedActivation(keras.layers.Layer):
@@ -1130,9 +1138,10 @@ class FusedModel:
     def store(self, members: list[int]) -> None:
         """Each member model in ``members`` (indices) := its slice of the
         fused weights (its plan's layers are its model's)."""
+        reads: dict = {}  # each fused variable read once for every member
         for m in members:
             for index, layer in zip(self._layer_map[m], self.plans[m].weighted, strict=True):
-                self.weighted_layers[index].store_member(m, layer)
+                self.weighted_layers[index].store_member(m, layer, reads)
 
     def set_learning_rates(self, rates: list[float]) -> None:
         self.optimizer.member_lr.assign(np.asarray(rates, dtype="float32"))

@@ -5,6 +5,8 @@ what fusion cannot reproduce steps aside."""
 
 from __future__ import annotations
 
+import collections
+
 import keras
 import keras_tuner
 import numpy as np
@@ -274,14 +276,30 @@ def test_optimizer_settings_fusion_cannot_reproduce_step_aside(optimizer):
     assert member_plan(model) is None
 
 
-def _train_step_ops(k):
-    """Operations in a traced train step of ``k`` equal dense members."""
+def _train_step_graph(k):
+    """The traced train step of ``k`` equal dense members."""
     models = [_dense(i, batch_norm=False, dropout=0.1) for i in range(k)]
     fused = _fused(models, [1e-2] * k)
     x, y = np.zeros((16, 64), "float32"), np.zeros((16,), "int64")
     data = _dataset(x, y, k)
     fused.model.build_members(data.element_spec[1])
-    return len(tf.function(fused.model.train_step).get_concrete_function(data.element_spec).graph.get_operations())
+    return tf.function(fused.model.train_step).get_concrete_function(data.element_spec).graph
+
+
+def _train_step_ops(k):
+    """Operations in a traced train step of ``k`` equal dense members."""
+    return len(_train_step_graph(k).get_operations())
+
+
+def test_fused_dense_layers_are_plain_matmuls():
+    """Each member's Dense is one 2-D matmul forward (and its two gradient
+    matmuls): no batched matmul and no transposes, which oneDNN runs several
+    times slower on a CPU at these sizes (the fused step cost about the sum
+    of its members' steps alone with them)."""
+    kinds = collections.Counter(op.type for op in _train_step_graph(3).get_operations())
+    assert not {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Transpose"} & set(kinds), kinds
+    # 3 members x 3 kernels: forward 9; gradients 9 for the kernels and 6 for the hidden inputs
+    assert kinds["MatMul"] == 24, kinds
 
 
 def test_the_traced_step_is_the_size_of_one_model_whatever_k():
