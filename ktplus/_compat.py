@@ -187,7 +187,39 @@ class BestEpochSaver(SaveBestEpoch):
         self.write_weights()
 
     def write_weights(self) -> None:
-        super()._save_model()
+        with keras_saving_cached():
+            super()._save_model()
+
+
+#: Keras' saving skip-sets by object type, computed once a process (`keras_saving_cached`).
+_SKIPSETS: dict[str, Any] = {}
+
+
+@contextmanager
+def keras_saving_cached() -> Iterator[None]:
+    """Keras' private ``saving_lib.get_attr_skipset`` memoized while the
+    block runs. Keras caches each set under one global key and looks it up
+    under another (``saving_attr_skipset_`` / ``saving_attr_skiplist_``),
+    so every ``save_weights`` builds reference ``Layer``, ``Optimizer`` and
+    ``Metric`` objects again (~10 ms a small model's ``.weights.h5``
+    here). A set holds the attribute names of those classes' fresh
+    instances: the same for the whole process, so the file written is the
+    same."""
+    from keras.src.saving import saving_lib
+
+    original = saving_lib.get_attr_skipset
+
+    def cached(obj_type: str) -> Any:
+        found = _SKIPSETS.get(obj_type)
+        if found is None:
+            found = _SKIPSETS[obj_type] = original(obj_type)
+        return found
+
+    saving_lib.get_attr_skipset = cached
+    try:
+        yield
+    finally:
+        saving_lib.get_attr_skipset = original
 
 
 def grpc_parts() -> tuple[Any, Any]:
