@@ -11,7 +11,8 @@ chain of layers fuses when every layer is one of:
 * ``Conv2D`` (channels last, ungrouped): one grouped convolution whose
   kernel has shape ``[K, kh, kw, in, out]``; the first convolution reads the
   shared input with all ``K * out`` filters at once;
-* ``Dense``: one batched matmul over a kernel of shape ``[K, in, out]``;
+* ``Dense``: a kernel of shape ``[K, in, out]``, each member's slice one
+  plain matmul (see `FusedDense`);
 * ``BatchNormalization`` (last axis, no renormalization, no regularizer or
   constraint), ``Activation`` (the same in every member), ``MaxPooling2D``
   and ``AveragePooling2D``, and ``Dropout`` (a rate per member; a member
@@ -55,7 +56,7 @@ mean and variance are 0 and its moving statistics stay 0; pooling zeros
 (maximum or average) gives 0, and a ``Flatten`` puts zeros where the next
 kernel's rows are 0. Every other channel's statistics, poolings and sums
 read only its own member's values (batch normalization and pooling act per
-channel; the grouped convolution and batched matmul per member). The padded
+channel; the grouped convolution and each member's matmul per member). The padded
 weights therefore stay 0, the member's outputs and loss are the narrow
 model's plus exact zeros, and its weights are the narrow model's, up to the
 order of floating-point summation.
@@ -464,14 +465,14 @@ def _load_slice(variable: Any, m: int, value: np.ndarray, view: tuple | None = N
 def _store_slice(variable: Any, m: int, shape: tuple, view: tuple | None = None,
                  reads: dict | None = None) -> np.ndarray:
     """The leading ``shape`` corner of ``variable[m]`` (read as ``view``;
-    ``reads``: the variables' values read so far, by path, so storing K
+    ``reads``: the variables' values read so far, by id, so storing K
     members reads each fused variable once)."""
     if reads is None:
         array = keras.ops.convert_to_numpy(variable)
     else:
-        array = reads.get(variable.path)
+        array = reads.get(id(variable))
         if array is None:
-            array = reads[variable.path] = keras.ops.convert_to_numpy(variable)
+            array = reads[id(variable)] = keras.ops.convert_to_numpy(variable)
     member = array[m]
     if view is not None:
         member = member.reshape(view)
