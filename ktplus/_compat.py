@@ -193,6 +193,16 @@ class BestEpochSaver(SaveBestEpoch):
 
 #: Keras' saving skip-sets by object type, computed once a process (`keras_saving_cached`).
 _SKIPSETS: dict[str, Any] = {}
+_skipset_lock = threading.Lock()
+_skipset_users = 0
+_original_skipset: Callable[[str], Any] | None = None
+
+
+def _cached_skipset(obj_type: str) -> Any:
+    found = _SKIPSETS.get(obj_type)
+    if found is None and _original_skipset is not None:
+        found = _SKIPSETS[obj_type] = _original_skipset(obj_type)
+    return found
 
 
 @contextmanager
@@ -204,22 +214,28 @@ def keras_saving_cached() -> Iterator[None]:
     ``Metric`` objects again (~10 ms a small model's ``.weights.h5``
     here). A set holds the attribute names of those classes' fresh
     instances: the same for the whole process, so the file written is the
-    same."""
+    same. Nested and concurrent uses are counted (Keras' function is back
+    when the last one ends); a Keras without the function (its older
+    ``get_attr_skiplist`` caches correctly) is left alone."""
+    global _skipset_users, _original_skipset
     from keras.src.saving import saving_lib
 
-    original = saving_lib.get_attr_skipset
-
-    def cached(obj_type: str) -> Any:
-        found = _SKIPSETS.get(obj_type)
-        if found is None:
-            found = _SKIPSETS[obj_type] = original(obj_type)
-        return found
-
-    saving_lib.get_attr_skipset = cached
+    if not callable(getattr(saving_lib, "get_attr_skipset", None)):
+        yield
+        return
+    with _skipset_lock:
+        if _skipset_users == 0:
+            _original_skipset = saving_lib.get_attr_skipset
+            saving_lib.get_attr_skipset = _cached_skipset
+        _skipset_users += 1
     try:
         yield
     finally:
-        saving_lib.get_attr_skipset = original
+        with _skipset_lock:
+            _skipset_users -= 1
+            if _skipset_users == 0 and _original_skipset is not None:
+                saving_lib.get_attr_skipset = _original_skipset
+                _original_skipset = None
 
 
 def grpc_parts() -> tuple[Any, Any]:

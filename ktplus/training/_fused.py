@@ -1,6 +1,7 @@
 """Fused training: the models of K trials that share a structure, trained
 as one Keras model whose layers carry a member dimension (HFTA's
-horizontal fusion). The traced graph is the size of one model, whatever K.
+horizontal fusion). The traced graph is about the size of one model's:
+a member adds its matmuls and the reads of its logs, nothing more.
 
 A member is an ordinary compiled model (what the trial's ``build`` gave); a
 chain of layers fuses when every layer is one of:
@@ -64,8 +65,8 @@ order of floating-point summation.
 The fused model has one output, ``[K, B, ...]``, and computes every
 member's loss (its model's loss plus its regularization penalty; its class
 weights are its column of the training data's sample weights) and metrics
-at once (`FusedNet`), so the traced train and test steps are the size of one
-model's whatever K. It logs ``m<k>_ktplus_member_loss``,
+at once (`FusedNet`), so the traced train and test steps grow with K only
+by each member's matmuls and log reads. It logs ``m<k>_ktplus_member_loss``,
 ``val_m<k>_accuracy``, ...: `member_logs` gives a member the logs its
 unfused model would have.
 """
@@ -815,8 +816,9 @@ def _spec_shape(spec: Any) -> tuple:
 class FusedNet(keras.Model):
     """The fused Keras model: one output ``[K, B, ...]``, and each
     member's loss and metrics computed for every member at once, so the
-    traced train and test steps are the size of one model's whatever K
-    (Keras' per-output losses and metrics would trace K of each).
+    traced train and test steps do not grow with K by a loss, a tracker and
+    metrics per member (Keras' per-output losses and metrics would trace K
+    of each).
 
     Member ``k``'s loss is its model's loss as Keras' ``compile`` makes it
     (its class weights arrive as its column of the sample weights, as

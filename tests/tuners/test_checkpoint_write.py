@@ -58,3 +58,14 @@ def test_the_file_written_loads_as_keras_own(tmp_path, monkeypatch):
     for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert saving_lib.get_attr_skipset.__name__ == "counted"  # Keras' own function back after each block
+
+
+def test_nested_blocks_restore_keras_function_when_the_last_ends(monkeypatch):
+    calls = _counting(monkeypatch)
+    with _compat.keras_saving_cached():
+        with _compat.keras_saving_cached():
+            inner = saving_lib.get_attr_skipset("Layer")
+        outer = saving_lib.get_attr_skipset("Layer")  # the outer block still memoizes
+    assert outer is inner and calls == {"Layer": 1}
+    assert saving_lib.get_attr_skipset.__name__ == "counted"  # Keras' function back
+
