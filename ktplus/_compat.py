@@ -41,6 +41,7 @@ def check_keras_tuner_version(version: str = keras_tuner.__version__) -> None:
 
 check_keras_tuner_version()
 
+from keras.src.saving import saving_lib as _saving_lib  # noqa: E402  (keras-tuner imported Keras)
 from keras_tuner.src import utils as _kt_utils  # noqa: E402
 from keras_tuner.src.distribute import utils as dist_utils  # noqa: E402
 from keras_tuner.src.engine import objective as objective_module  # noqa: E402
@@ -117,16 +118,41 @@ def oracle_lock(oracle: Any) -> Iterator[None]:
         lock.release()
 
 
+class _CountedPatch:
+    """``owner.name`` replaced by ``replacement`` while at least one user
+    holds the patch: nested and concurrent holds are counted, and the
+    original is back when the last one is released."""
+
+    def __init__(self, owner: Any, name: str, replacement: Any) -> None:
+        self.owner, self.name, self.replacement = owner, name, replacement
+        self.original: Any = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self.original = getattr(self.owner, self.name)
+                setattr(self.owner, self.name, self.replacement)
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                setattr(self.owner, self.name, self.original)
+                self.original = None
+
+
 # -- atomic state writes, for ktplus's own tuners only -------------------------
 
 _atomic_lock = threading.Lock()
 _atomic_dirs: collections.Counter[str] = collections.Counter()
-_original_save_json: Callable[[Any, Any], str] | None = None
 
 
 def _dispatch_save_json(path: Any, obj: Any) -> str:
     """keras-tuner's ``save_json``, atomic under a ktplus tuner's project."""
-    original = _original_save_json or _kt_utils.save_json
+    original = _save_json_patch.original or _kt_utils.save_json
     text_path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
     if "://" not in text_path:
         absolute = os.path.abspath(text_path)
@@ -153,23 +179,21 @@ def atomic_state_writes(project_dir: str) -> Iterator[None]:
     are counted) and restored after, and writes outside the ktplus tuners'
     project directories go to keras-tuner's own function unchanged.
     """
-    global _original_save_json
     directory = os.path.abspath(project_dir)
     with _atomic_lock:
-        if not _atomic_dirs:
-            _original_save_json = _kt_utils.save_json
-            _kt_utils.save_json = _dispatch_save_json
         _atomic_dirs[directory] += 1
+    _save_json_patch.acquire()
     try:
         yield
     finally:
+        _save_json_patch.release()
         with _atomic_lock:
             _atomic_dirs[directory] -= 1
             if _atomic_dirs[directory] <= 0:
                 del _atomic_dirs[directory]
-            if not _atomic_dirs and _original_save_json is not None:
-                _kt_utils.save_json = _original_save_json
-                _original_save_json = None
+
+
+_save_json_patch = _CountedPatch(_kt_utils, "save_json", _dispatch_save_json)
 
 
 from keras_tuner.src.engine.tuner_utils import SaveBestEpoch  # noqa: E402
@@ -193,16 +217,19 @@ class BestEpochSaver(SaveBestEpoch):
 
 #: Keras' saving skip-sets by object type, computed once a process (`keras_saving_cached`).
 _SKIPSETS: dict[str, Any] = {}
-_skipset_lock = threading.Lock()
-_skipset_users = 0
-_original_skipset: Callable[[str], Any] | None = None
 
 
 def _cached_skipset(obj_type: str) -> Any:
     found = _SKIPSETS.get(obj_type)
-    if found is None and _original_skipset is not None:
-        found = _SKIPSETS[obj_type] = _original_skipset(obj_type)
+    if found is None:
+        assert _skipset_patch is not None  # installed only by it
+        found = _SKIPSETS[obj_type] = _skipset_patch.original(obj_type)
     return found
+
+
+# A Keras without it (older Keras 3's ``get_attr_skiplist`` caches correctly) is left alone.
+_skipset_patch = (_CountedPatch(_saving_lib, "get_attr_skipset", _cached_skipset)
+                  if callable(getattr(_saving_lib, "get_attr_skipset", None)) else None)
 
 
 @contextmanager
@@ -214,28 +241,15 @@ def keras_saving_cached() -> Iterator[None]:
     ``Metric`` objects again (~10 ms a small model's ``.weights.h5``
     here). A set holds the attribute names of those classes' fresh
     instances: the same for the whole process, so the file written is the
-    same. Nested and concurrent uses are counted (Keras' function is back
-    when the last one ends); a Keras without the function (its older
-    ``get_attr_skiplist`` caches correctly) is left alone."""
-    global _skipset_users, _original_skipset
-    from keras.src.saving import saving_lib
-
-    if not callable(getattr(saving_lib, "get_attr_skipset", None)):
+    same. Nested and concurrent uses are counted (`_CountedPatch`)."""
+    if _skipset_patch is None:
         yield
         return
-    with _skipset_lock:
-        if _skipset_users == 0:
-            _original_skipset = saving_lib.get_attr_skipset
-            saving_lib.get_attr_skipset = _cached_skipset
-        _skipset_users += 1
+    _skipset_patch.acquire()
     try:
         yield
     finally:
-        with _skipset_lock:
-            _skipset_users -= 1
-            if _skipset_users == 0 and _original_skipset is not None:
-                saving_lib.get_attr_skipset = _original_skipset
-                _original_skipset = None
+        _skipset_patch.release()
 
 
 def grpc_parts() -> tuple[Any, Any]:
